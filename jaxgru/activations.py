@@ -1,0 +1,75 @@
+"""Keras activation names resolved to `jax.nn` functions.
+
+Every name follows tf_keras's definition. Two of them differ from the obvious JAX call:
+
+* ``hard_sigmoid`` is tf_keras's ``clip(0.2 x + 0.5, 0, 1)``. Keras 3 and
+  `jax.nn.hard_sigmoid` use ``relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)`` instead; pass
+  ``jax.nn.hard_sigmoid`` as a callable to get that one.
+* ``gelu`` is the exact (erf) GELU, tf_keras's default, not `jax.nn.gelu`'s tanh
+  approximation.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Union
+
+import jax
+import jax.numpy as jnp
+
+Activation = Callable[[jax.Array], jax.Array]
+ActivationLike = Union[str, None, Activation]
+
+
+def hard_sigmoid(x: jax.Array) -> jax.Array:
+    """tf_keras's hard sigmoid, ``clip(0.2 x + 0.5, 0, 1)`` (jax.nn has only Keras 3's)."""
+    return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def linear(x: jax.Array) -> jax.Array:
+    """The identity; Keras's ``linear`` and ``activation=None``."""
+    return x
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "linear": linear,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "softplus": jax.nn.softplus,
+    "softsign": jax.nn.soft_sign,
+    "swish": jax.nn.silu,
+    "silu": jax.nn.silu,
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),
+    "exponential": jnp.exp,
+    "mish": jax.nn.mish,
+}
+
+
+def get(identifier: ActivationLike, *, argument: str = "activation") -> Activation:
+    """Returns the activation for a Keras name, ``None`` (identity) or a callable."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        try:
+            return ACTIVATIONS[identifier]
+        except KeyError:
+            raise ValueError(
+                f"{argument}: unknown activation {identifier!r}; expected one of {sorted(ACTIVATIONS)} "
+                "or a callable."
+            ) from None
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"{argument}: expected a Keras activation name, None or a callable, got {type(identifier).__name__}.")
+
+
+def validate(identifier: ActivationLike, *, argument: str) -> ActivationLike:
+    """Checks an activation identifier and returns it in its hashable form (name or callable)."""
+    if isinstance(identifier, dict):  # Keras 3 may serialize a function as a config dict
+        identifier = identifier.get("config", identifier.get("class_name"))
+    get(identifier, argument=argument)
+    return identifier

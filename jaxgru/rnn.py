@@ -1,0 +1,203 @@
+"""The Keras ``GRU`` and ``Bidirectional(GRU)`` layers as pure functions over `lax.scan`.
+
+Shapes: inputs ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), state ``(B, U)``,
+outputs ``(B, T, U)`` or the last output ``(B, U)``.
+
+Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
+once for all timesteps as one ``(T*B, D) @ (D, 3U)`` matmul, split into three ``(T, B, U)``
+arrays before the loop; the scan body holds only the recurrent matmul and the gate
+arithmetic (`jaxgru.gates.recurrent_step`). Without a mask the body does no masking work.
+
+Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
+``initial_state`` of the next call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgru import gates
+from jaxgru.cell import GRUCell, Params, _unpack_state
+
+MERGE_MODES = ("concat", "sum", "ave", "mul", None)
+
+
+def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Optional[jax.Array]:
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    expected = (steps, batch) if time_major else (batch, steps)
+    if tuple(mask.shape) != expected:
+        layout = "(T, B) with time_major" if time_major else "(B, T)"
+        raise ValueError(f"mask: expected shape {layout} = {expected}, got {tuple(mask.shape)}.")
+    if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
+        raise ValueError(f"mask: expected booleans (or 0/1 integers), got dtype {mask.dtype}.")
+    mask = mask.astype(jnp.bool_)
+    return mask if time_major else mask.T
+
+
+def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
+                    recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
+                    zero_output_for_mask: bool, unroll: int = 1, remat: bool = False):
+    """Runs `recurrent_step` over time.
+
+    Args:
+      h0: ``(B, U)`` initial state. xi: three ``(T, B, U)`` input projections.
+      step_mask: ``(T, B)`` booleans or None.
+
+    Returns:
+      ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
+      semantics: at a masked step the state is carried over and the output is the
+      previous output (zeros before any valid step), or zeros with
+      ``zero_output_for_mask``; the last output is the output of the final step.
+    """
+
+    def step(h, xi_t):
+        return gates.recurrent_step(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
+
+    if remat:
+        step = jax.checkpoint(step, prevent_cse=False)
+
+    if step_mask is None:
+        def body(h, xi_t):
+            h_new = step(h, xi_t)
+            return h_new, h_new
+
+        h_last, outputs = lax.scan(body, h0, tuple(xi), unroll=unroll)
+        return outputs, h_last, h_last
+
+    def masked_body(carry, inputs):
+        h, previous_output = carry
+        xi_t, keep = inputs
+        keep = keep[:, None]
+        h_new = step(h, xi_t)
+        fallback = jnp.zeros_like(h_new) if zero_output_for_mask else previous_output
+        output = jnp.where(keep, h_new, fallback)
+        return (jnp.where(keep, h_new, h), output), output
+
+    (h_last, last_output), outputs = lax.scan(
+        masked_body, (h0, jnp.zeros_like(h0)), (tuple(xi), step_mask), unroll=unroll)
+    return outputs, last_output, h_last
+
+
+def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
+        mask: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
+        go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
+        zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False):
+    """Keras's ``GRU(return_state=True)`` as a pure function.
+
+    Args:
+      cell: the `GRUCell` configuration.
+      params: the cell's params (`GRUCell.init`).
+      inputs: ``(B, T, D)``, or ``(T, B, D)`` with ``time_major``.
+      initial_state: ``(B, U)``; zeros in the inputs' dtype when None.
+      mask: booleans in the inputs' layout, ``(B, T)`` (``(T, B)`` with ``time_major``, as
+        Keras's backend takes it); True marks a valid step.
+      rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
+        sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
+        cached masks are. The same key gives the same result.
+      training: enables dropout.
+      go_backwards: process the reversed sequence; outputs stay in processing order.
+      return_sequences: return all outputs, or only the last output ``(B, U)``.
+      zero_output_for_mask: masked steps output zeros instead of the previous output.
+      unroll: passed to `lax.scan`.
+      remat: recompute each step's gate activations in the backward pass instead of
+        storing them (`jax.checkpoint` on the scan body): only the ``(B, U)`` carry per
+        step is kept, for long sequences.
+
+    Returns:
+      ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
+      ``(B, U)``; ``final_state`` ``(B, U)``.
+    """
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim != 3:
+        layout = "(T, B, D)" if time_major else "(B, T, D)"
+        raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
+    xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)
+    steps, batch, features = xs.shape
+    if steps == 0:
+        raise ValueError("inputs: the sequence has no timesteps (T == 0).")
+    d = cell.check_params(params)
+    if features != d:
+        raise ValueError(f"inputs: expected feature dimension {d} (the kernel's input_dim), got {features}.")
+    step_mask = _time_major_mask(mask, batch, steps, time_major)
+    if initial_state is None:
+        h0 = cell.initial_state(batch, inputs.dtype)
+    else:
+        h0 = _unpack_state(initial_state)
+        if tuple(h0.shape) != (batch, cell.units):
+            raise ValueError(f"initial_state: expected shape {(batch, cell.units)}, got {tuple(h0.shape)}.")
+
+    masks = cell.resolve_masks(rng, None, training, (batch,), d, inputs.dtype)
+    if go_backwards:
+        xs = xs[::-1]
+        step_mask = None if step_mask is None else step_mask[::-1]
+    xi = gates.project_inputs(cell, params, xs, masks.inputs)
+    outputs, last_output, final_state = scan_recurrence(
+        cell, gates.recurrent_weights(cell, params), h0, xi, masks.recurrent, step_mask,
+        zero_output_for_mask, unroll, remat)
+    if not return_sequences:
+        return last_output, final_state
+    return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_state
+
+
+def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
+    if merge_mode == "concat":
+        return jnp.concatenate([forward, backward], axis=-1)
+    if merge_mode == "sum":
+        return forward + backward
+    if merge_mode == "ave":
+        return (forward + backward) / 2
+    if merge_mode == "mul":
+        return forward * backward
+    return forward, backward
+
+
+def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Params], inputs: jax.Array, *,
+                  merge_mode: Optional[str] = "concat", mask: Optional[jax.Array] = None,
+                  initial_state: Optional[Sequence[jax.Array]] = None, rng: Optional[jax.Array] = None,
+                  training: bool = False, return_sequences: bool = True, time_major: bool = False,
+                  unroll: int = 1, remat: bool = False):
+    """Keras's ``Bidirectional(GRU(return_state=True), merge_mode)`` as a pure function.
+
+    Args:
+      cell: one `GRUCell` for both directions, or a ``(forward, backward)`` pair.
+      params: ``{"forward": params_fw, "backward": params_bw}``.
+      merge_mode: "concat" (last axis ``2U``), "sum", "ave", "mul", or None (the pair
+        ``(forward_outputs, backward_outputs)``).
+      initial_state: ``(state_fw, state_bw)`` or None.
+      rng: split into one key per direction.
+      Other arguments as in `rnn`.
+
+    The backward direction runs `rnn` with ``go_backwards=True``; its output sequence is
+    reversed back into input order before merging. As in Keras's ``Bidirectional``, masked
+    steps output zeros when returning sequences.
+
+    Returns:
+      ``(outputs, (final_fw, final_bw))``.
+    """
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
+    cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
+    if len(cells) != 2 or not all(isinstance(c, GRUCell) for c in cells):
+        raise TypeError("cell: expected a GRUCell or a (forward, backward) pair of GRUCells.")
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+        raise ValueError("params: expected {'forward': params, 'backward': params}.")
+    if initial_state is None:
+        initial_state = (None, None)
+    elif len(initial_state) != 2:
+        raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
+    keys = (None, None) if rng is None else tuple(jax.random.split(rng))
+    common = dict(mask=mask, training=training, return_sequences=return_sequences, time_major=time_major,
+                  zero_output_for_mask=return_sequences, unroll=unroll, remat=remat)
+    out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=initial_state[0], rng=keys[0],
+                           go_backwards=False, **common)
+    out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=initial_state[1], rng=keys[1],
+                           go_backwards=True, **common)
+    if return_sequences:
+        out_bw = jnp.flip(out_bw, axis=0 if time_major else 1)
+    return _merge(out_fw, out_bw, merge_mode), (final_fw, final_bw)

@@ -1,0 +1,16 @@
+"""Shared test setup: quiet TensorFlow on the CPU, and a float64 switch for gradient checks."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def x64():
+    """Runs the test with float64 enabled in JAX (float32 stays the default elsewhere)."""
+    with jax.enable_x64(True):
+        yield
