@@ -1,0 +1,13 @@
+"""Weight interop: Keras lists and files, PyTorch ``nn.GRU`` state dicts, cuDNN's flat buffer.
+
+All converters return numpy params in Keras's layout (``kernel (D, 3U)``,
+``recurrent_kernel (U, 3U)``, ``bias (3U,) | (2, 3U)``, gates [z, r, h]), the layout every
+jaxgru function takes.
+"""
+
+from jaxgru.interop.cudnn import from_cudnn, to_cudnn
+from jaxgru.interop.keras import from_keras, to_keras
+from jaxgru.interop.keras_files import load_keras_weights
+from jaxgru.interop.torch import from_torch, to_torch
+
+__all__ = ["from_keras", "to_keras", "from_torch", "to_torch", "from_cudnn", "to_cudnn", "load_keras_weights"]
