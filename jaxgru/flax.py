@@ -1,0 +1,376 @@
+"""Flax linen modules over jaxgru's functional core: `GRUCell`, `GRU`, `Bidirectional`.
+
+Each module's params are exactly the functional params dict of `jaxgru.GRUCell`::
+
+    {"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}
+
+(no ``bias`` with ``use_bias=False``), created with the cell's own (Keras) initializers,
+so a module's params subtree can be passed straight to `jaxgru.rnn`, and weights from
+Keras or PyTorch load into it unchanged. `Bidirectional` holds ``{"forward": params,
+"backward": params}``, the layout of `jaxgru.bidirectional`.
+
+* `GRUCell` is a `flax.linen.RNNCellBase`: one step, for `nn.RNN`, `nn.Bidirectional`
+  and `nn.scan`. Under ``nn.RNN(GRUCell(U))`` its params are ``params["cell"]``.
+* `GRU` is Keras's ``GRU`` layer: it runs the whole sequence with `jaxgru.rnn` (one
+  input-projection matmul for all timesteps, then a `lax.scan` over the recurrent part),
+  which is faster than ``nn.RNN(GRUCell)``. Its params sit directly in its scope.
+
+Dropout uses the ``"dropout"`` rng stream and is Keras's: the masks are drawn once per
+sequence and reused at every timestep. `GRU` and `Bidirectional` draw them once per call.
+A `GRUCell` draws them from ``make_rng("dropout")`` at every step, so inside `nn.RNN` the
+stream must be *broadcast* across the scan for the steps to share one key::
+
+    nn.RNN(GRUCell(U, dropout=0.2, deterministic=False),
+           split_rngs={"params": False, "dropout": False})
+
+(``"dropout": True`` would give new masks at every step; `nn.RNN`'s default
+``split_rngs={"params": False}`` passes no dropout rng into the scan, which then fails
+with flax's ``InvalidRngError``.)
+
+Regularizers and constraints: the cell configurations live in the module definitions,
+not in the params, so `find_cells` records, once, where each jaxgru module's params sit in
+``variables["params"]`` and with which `jaxgru.GRUCell`; `penalty` and `constrain` are then
+pure functions of that mapping and the params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Callable, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgru.cell import GRUCell as FunctionalGRUCell
+from jaxgru.cell import Params
+from jaxgru.dropout import is_active
+from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
+
+Dtype = Any
+Path = tuple[str, ...]
+Cells = Mapping[Path, FunctionalGRUCell]
+
+# The jaxgru.GRUCell options that the modules take as attributes (all but `units`).
+CELL_OPTIONS = tuple(f.name for f in dataclasses.fields(FunctionalGRUCell) if f.name != "units")
+
+
+def _declare_params(module: nn.Module, cell: FunctionalGRUCell, input_dim: int, param_dtype: Dtype) -> Params:
+    """Creates (or fetches) the functional params dict as ``module``'s params."""
+    inits = cell._per_weight("initializer")  # noqa: SLF001 (the cell's Keras initializers)
+
+    def declare(name, shape):
+        return module.param(name, lambda key: jnp.asarray(inits[name](key, shape, param_dtype), param_dtype))
+
+    return {name: declare(name, shape) for name, shape in cell.param_shapes(input_dim).items()}
+
+
+def _draws_dropout(cell: FunctionalGRUCell, training: bool) -> bool:
+    """Whether a call of ``cell`` with this ``training`` flag uses a dropout key."""
+    return bool(training) and (is_active(cell.dropout) or is_active(cell.recurrent_dropout))
+
+
+def _promote(inputs: jax.Array, params: Any, dtype: Optional[Dtype]) -> tuple[jax.Array, Any]:
+    """Casts inputs and every weight in ``params`` to ``dtype``, or to their common float
+    dtype when None (`flax.linen.dtypes.promote_dtype`)."""
+    weights, treedef = jax.tree.flatten(params)
+    inputs, *weights = nn.dtypes.promote_dtype(inputs, *weights, dtype=dtype)
+    return inputs, jax.tree.unflatten(treedef, weights)
+
+
+class _CellOptions(nn.Module):
+    """``features`` (Keras's ``units``) and the `jaxgru.GRUCell` options, with its defaults.
+
+    ``param_dtype`` is the dtype the params are created in; ``dtype`` the computation dtype
+    (inputs and weights are cast to it; None: their common float dtype). See
+    `jaxgru.GRUCell` for the options.
+    """
+
+    features: int
+    activation: Any = "tanh"
+    recurrent_activation: Any = "sigmoid"
+    use_bias: bool = True
+    kernel_initializer: Any = "glorot_uniform"
+    recurrent_initializer: Any = "orthogonal"
+    bias_initializer: Any = "zeros"
+    kernel_regularizer: Any = None
+    recurrent_regularizer: Any = None
+    bias_regularizer: Any = None
+    kernel_constraint: Any = None
+    recurrent_constraint: Any = None
+    bias_constraint: Any = None
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    implementation: int = 2
+    reset_after: bool = True
+    param_dtype: Dtype = jnp.float32
+    dtype: Optional[Dtype] = None
+
+    def __post_init__(self):
+        self.cell  # validates the options at construction
+        super().__post_init__()
+
+    @property
+    def cell(self) -> FunctionalGRUCell:
+        """The `jaxgru.GRUCell` configuration this module runs."""
+        return FunctionalGRUCell(self.features, **{name: getattr(self, name) for name in CELL_OPTIONS})
+
+
+class GRUCell(_CellOptions, nn.RNNCellBase):
+    """Keras's ``GRUCell`` as a `flax.linen.RNNCellBase` (one timestep).
+
+    ``GRUCell(features, **cell_options)``; ``__call__(carry, inputs) -> (new_carry, output)``
+    with ``inputs`` ``(*batch, D)``, ``carry`` ``(*batch, U)`` and ``output = new_carry``.
+    Params: ``{"kernel", "recurrent_kernel", "bias"}`` as in `jaxgru.GRUCell.init`.
+
+    ``deterministic`` (attribute or call argument, as in `nn.Dropout`; exactly one of the
+    two must be set when the cell has dropout) disables dropout. With dropout, each call
+    draws Keras's masks from ``make_rng("dropout")`` (one batch axis needed); see the module
+    docstring for the `nn.RNN` setup that makes them per-sequence.
+
+    The carry is created in ``dtype`` (``param_dtype`` when None) and keeps its dtype.
+    """
+
+    deterministic: Optional[bool] = None
+
+    @nn.compact
+    def __call__(self, carry: jax.Array, inputs: jax.Array, *,
+                 deterministic: Optional[bool] = None) -> tuple[jax.Array, jax.Array]:
+        cell = self.cell
+        inputs = jnp.asarray(inputs)
+        if inputs.ndim < 1:
+            raise ValueError(f"inputs: expected shape (*batch, D), got a scalar of shape {inputs.shape}.")
+        params = _declare_params(self, cell, inputs.shape[-1], self.param_dtype)
+        # `deterministic` is required (as by nn.Dropout) only when there is dropout to switch.
+        training = _draws_dropout(cell, True) and not nn.merge_param("deterministic", self.deterministic,
+                                                                      deterministic)
+        rng = self.make_rng("dropout") if training else None
+        inputs, params = _promote(inputs, params, self.dtype)
+        output, new_carry = cell.step(params, carry, inputs, rng, training=training)
+        return new_carry, output
+
+    @nn.nowrap
+    def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> jax.Array:
+        """Zeros ``(*batch, U)`` for inputs of shape ``(*batch, D)`` (``rng`` is unused)."""
+        del rng
+        return jnp.zeros((*input_shape[:-1], self.features), self.dtype or self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class GRU(_CellOptions):
+    """Keras's ``GRU`` layer over `jaxgru.rnn`.
+
+    ``GRU(features, return_sequences=False, return_state=False, go_backwards=False,
+    zero_output_for_mask=False, time_major=False, unroll=1, **cell_options)``.
+
+    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=True)`` with
+    ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` booleans in the
+    same layout, ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
+    ``return_sequences``, else the last output ``(B, U)``), or ``(outputs, final_state)``
+    with ``return_state``. ``deterministic=False`` enables dropout, with masks drawn once
+    per call from the ``"dropout"`` rng stream. Keras's ``stateful=True`` is functional
+    here: pass the returned final state back as ``initial_state``.
+
+    Params: the functional dict directly in this module's scope, so
+    ``jaxgru.rnn(layer.cell, variables["params"], inputs)`` runs the same layer.
+    """
+
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    zero_output_for_mask: bool = False
+    time_major: bool = False
+    unroll: int = 1
+
+    def __post_init__(self):
+        _check_layer_options({name: getattr(self, name) for name in (
+            "return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "time_major", "unroll")})
+        super().__post_init__()
+
+    @nn.compact
+    def weights(self, input_dim: int) -> Params:
+        """The layer's params for inputs with ``input_dim`` features (created at init)."""
+        return _declare_params(self, self.cell, input_dim, self.param_dtype)
+
+    def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
+                 initial_state: Optional[jax.Array] = None, deterministic: bool = True):
+        inputs = _check_sequence(inputs, self.time_major)
+        cell = self.cell
+        training = not deterministic
+        rng = self.make_rng("dropout") if _draws_dropout(cell, training) else None
+        inputs, params = _promote(inputs, self.weights(inputs.shape[-1]), self.dtype)
+        outputs, final_state = rnn(
+            cell, params, inputs, initial_state=initial_state, mask=mask, rng=rng, training=training,
+            go_backwards=self.go_backwards, return_sequences=self.return_sequences, time_major=self.time_major,
+            zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
+        return (outputs, final_state) if self.return_state else outputs
+
+
+def _check_layer_options(options: Mapping[str, Any]) -> None:
+    """Validates a layer's ``return_sequences``, ..., ``time_major`` flags and ``unroll``."""
+    for name in ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "time_major"):
+        if not isinstance(options[name], (bool, np.bool_)):
+            raise TypeError(f"{name}: expected a bool, got {options[name]!r}.")
+    unroll = options["unroll"]
+    if isinstance(unroll, bool) or not isinstance(unroll, numbers.Integral) or unroll < 1:
+        raise ValueError(f"unroll: expected a positive integer, got {unroll!r}.")
+
+
+def _check_sequence(inputs: Any, time_major: bool) -> jax.Array:
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim != 3:
+        layout = "(T, B, D)" if time_major else "(B, T, D)"
+        raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
+    return inputs
+
+
+class Bidirectional(nn.Module):
+    """Keras's ``Bidirectional(GRU(...), merge_mode, backward_layer)`` over `jaxgru.bidirectional`.
+
+    ``layer`` is a `GRU` used as a configuration: the wrapper runs a copy of it named
+    ``"forward"`` and a copy of ``backward_layer`` (default: of ``layer`` again) named
+    ``"backward"``, each with its own params; ``layer`` itself is never called and holds
+    none. The wrapper takes ``return_sequences``, ``return_state``, ``time_major``,
+    ``unroll`` and ``dtype`` from ``layer``; ``backward_layer`` must agree with them. Both
+    need ``go_backwards=False``: the wrapper sets the directions. As in Keras, masked steps
+    output zeros when returning sequences (the layers' ``zero_output_for_mask`` is not used)
+    and the backward outputs are flipped back into input order before merging.
+
+    ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
+    ``(forward_outputs, backward_outputs)``).
+
+    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=True)`` returns the
+    merged outputs, or ``(outputs, (final_forward, final_backward))`` with ``return_state``;
+    ``initial_state`` is a ``(forward, backward)`` pair. Dropout draws one key from the
+    ``"dropout"`` stream per call, split between the directions.
+
+    Params: ``{"forward": params, "backward": params}``, as `jaxgru.bidirectional` takes them.
+    """
+
+    layer: GRU
+    merge_mode: Optional[str] = "concat"
+    backward_layer: Optional[GRU] = None
+
+    def __post_init__(self):
+        for name in ("layer", "backward_layer"):
+            value = getattr(self, name)
+            if not isinstance(value, GRU) and not (name == "backward_layer" and value is None):
+                raise TypeError(f"{name}: expected a jaxgru.flax.GRU, got {type(value).__name__}.")
+            if value is not None and value.go_backwards:
+                raise ValueError(f"{name}: expected go_backwards=False; Bidirectional sets the directions.")
+        if self.backward_layer is not None:
+            for name in ("return_sequences", "return_state", "time_major", "unroll", "dtype"):
+                if getattr(self.layer, name) != getattr(self.backward_layer, name):
+                    raise ValueError(f"backward_layer: {name}={getattr(self.backward_layer, name)!r} differs from "
+                                     f"layer's {getattr(self.layer, name)!r}.")
+        if self.merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {self.merge_mode!r}.")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
+                 initial_state: Optional[tuple[jax.Array, jax.Array]] = None, deterministic: bool = True):
+        config = self.layer
+        forward = config.clone(parent=self, name="forward")
+        backward = (config if self.backward_layer is None else self.backward_layer).clone(parent=self, name="backward")
+        inputs = _check_sequence(inputs, config.time_major)
+        cells = (forward.cell, backward.cell)
+        training = not deterministic
+        rng = self.make_rng("dropout") if any(_draws_dropout(c, training) for c in cells) else None
+        d = inputs.shape[-1]
+        params = {"forward": forward.weights(d), "backward": backward.weights(d)}
+        inputs, params = _promote(inputs, params, config.dtype)
+        outputs, final_states = bidirectional(
+            cells, params, inputs, merge_mode=self.merge_mode, mask=mask, initial_state=initial_state, rng=rng,
+            training=training, return_sequences=config.return_sequences, time_major=config.time_major,
+            unroll=config.unroll)
+        return (outputs, final_states) if config.return_state else outputs
+
+
+# ---------------------------------------------------------------------- regularization
+
+
+def find_cells(module: nn.Module, *args, rngs: Optional[Mapping[str, jax.Array]] = None,
+               **kwargs) -> dict[Path, FunctionalGRUCell]:
+    """Where ``module``'s jaxgru modules keep their params, and their cell configurations.
+
+    Traces ``module.init(rngs, *args, **kwargs)`` abstractly (`jax.eval_shape`: nothing is
+    computed) and records every `GRUCell` / `GRU` that creates params, however deeply nested
+    (inside `nn.RNN`, `nn.scan`, `Bidirectional`, ...). Call it once, outside `jax.jit`.
+
+    Args:
+      module: the model. args, kwargs: example arguments of ``module.init``.
+      rngs: the rngs ``init`` needs; default ``{"params": key(0), "dropout": key(0)}``.
+
+    Returns:
+      ``{path: jaxgru.GRUCell}``, ``path`` the tuple of keys leading from
+      ``variables["params"]`` to that module's ``{"kernel", "recurrent_kernel", "bias"}``
+      (``()`` when ``module`` itself is a `GRU` or `GRUCell`).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected a flax.linen.Module, got {type(module).__name__}.")
+    if rngs is None:
+        rngs = {"params": jax.random.key(0), "dropout": jax.random.key(0)}
+    cells: dict[Path, FunctionalGRUCell] = {}
+
+    def record(next_fn, fn_args, fn_kwargs, context):
+        owner = context.module
+        if (isinstance(owner, GRUCell) and context.method_name == "__call__") or (
+                isinstance(owner, GRU) and context.method_name == "weights"):
+            cells[tuple(owner.path)] = owner.cell
+        return next_fn(*fn_args, **fn_kwargs)
+
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda: module.init(rngs, *args, **kwargs))
+    return cells
+
+
+def _subtree(params: Mapping, path: Path) -> Any:
+    node = params
+    for depth, key in enumerate(path):
+        if not isinstance(node, Mapping) or key not in node:
+            raise ValueError(f"params: no entry {path[:depth + 1]} for the jaxgru module at {path}; "
+                             "expected variables['params'] of the model that find_cells traced.")
+        node = node[key]
+    return node
+
+
+def penalty(cells: Cells, params: Mapping) -> jax.Array:
+    """Sum of ``cell.penalty`` over every jaxgru module (Keras's ``model.losses``).
+
+    Args:
+      cells: `find_cells` of the model. params: its ``variables["params"]``.
+
+    Returns:
+      A scalar to add to the loss; 0 when no module has a regularizer.
+    """
+    return sum((cell.penalty(_subtree(params, path)) for path, cell in cells.items()), jnp.zeros(()))
+
+
+def _replace(tree: Mapping, path: Path, fn: Callable[[Any], Any]) -> Mapping:
+    if not path:
+        return type(tree)(fn(tree))
+    return type(tree)({**tree, path[0]: _replace(tree[path[0]], path[1:], fn)})
+
+
+def constrain(cells: Cells, params: Mapping) -> Mapping:
+    """``params`` with every jaxgru module's constraints applied (``cell.constrain``).
+
+    Keras applies constraints to the weights after each optimizer step; do the same::
+
+        params = optax.apply_updates(params, updates)
+        params = jaxgru.flax.constrain(cells, params)
+
+    This is a projection of the params, so it is not an `optax.GradientTransformation`
+    (which can only return updates: ``p + (c(p + u) - p)`` equals ``c(p + u)`` only up to
+    rounding). Other entries of ``params`` are returned unchanged.
+    """
+    for path, cell in cells.items():
+        _subtree(params, path)  # clear error for a path that is not in params
+        params = _replace(params, path, cell.constrain)
+    return params
