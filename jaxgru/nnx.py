@@ -1,4 +1,4 @@
-"""Flax nnx modules over jaxgru's functional core: `GRUCell` and `GRU`.
+"""Flax nnx modules over jaxgru's functional core: `GRUCell`, `GRU` and `Bidirectional`.
 
 Each module holds the functional params of `jaxgru.GRUCell` as `nnx.Param` attributes
 named ``kernel`` ``(D, 3U)``, ``recurrent_kernel`` ``(U, 3U)`` and ``bias`` ``(3U,)`` |
@@ -9,14 +9,18 @@ dict and ``layer.weights()`` can be passed to `jaxgru.rnn`.
 * `GRUCell` is an `nnx.RNNCellBase` (one timestep) for `nnx.RNN` and `nnx.Bidirectional`.
 * `GRU` is Keras's ``GRU`` layer over `jaxgru.rnn` (the input projection for all
   timesteps in one matmul, then a `lax.scan` over the recurrent part).
+* `Bidirectional` is Keras's ``Bidirectional(GRU)`` over `jaxgru.bidirectional`: a
+  forward and a backward `GRU`, so ``nnx.state(layer, nnx.Param)`` is ``{"forward":
+  params, "backward": params}``, the layout `jaxgru.bidirectional` takes.
 
 Dropout, as `nnx.Dropout`: the ``deterministic`` attribute (default False, switched by
 ``model.eval()`` / ``model.train()`` and `nnx.view`) or the call argument disables it; the
 key comes from the call's ``rngs`` if given, else from the ``dropout`` stream of the
 ``rngs`` the module was built with (kept only when the cell has dropout). The masks are
-Keras's, drawn once per sequence: `GRU` draws one key per call; a `GRUCell` draws one
-per step, so inside `nnx.RNN` broadcast the stream across the scan to reuse it at every
-step (`nnx.RNN` still gives each call a new key)::
+Keras's, drawn once per sequence: `GRU` draws one key per call (`Bidirectional` one per
+call, split between the directions); a `GRUCell` draws one per step, so inside `nnx.RNN`
+broadcast the stream across the scan to reuse it at every step (`nnx.RNN` still gives
+each call a new key)::
 
     nnx.RNN(GRUCell(D, U, dropout=0.2, rngs=rngs), broadcast_rngs="dropout")
 
@@ -36,47 +40,35 @@ from flax.nnx.module import first_from
 
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params, _check_positive_int
-from jaxgru.flax import _check_layer_options, _check_sequence, _draws_dropout, _promote
-from jaxgru.rnn import rnn
+from jaxgru.flax import CELL_OPTIONS, _check_layer_options, _check_sequence, _draws_dropout, _promote
+from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
 
 Dtype = Any
 RngsLike = Union[nnx.Rngs, nnx.RngStream, jax.Array]
 
 
-class _JaxgruModule(nnx.Module):
-    """The params, the dropout stream and the ``deterministic`` switch of a jaxgru module.
+class _DropoutSwitch(nnx.Module):
+    """The ``deterministic`` switch and the dropout stream of a module that runs jaxgru cells.
 
-    Attributes:
-      cell: the `jaxgru.GRUCell` configuration (static).
-      in_features, features: D and U.
-      kernel, recurrent_kernel, bias: `nnx.Param`.
-      deterministic: disables dropout (as `nnx.Dropout`).
-      dtype: the computation dtype (inputs and weights are cast to it; None: their common
-        float dtype). param_dtype: the dtype of the params.
+    As `nnx.Dropout`: the call's ``deterministic`` overrides the attribute, the call's
+    ``rngs`` override the module's ``dropout`` stream (kept only when a cell has dropout).
+    Subclasses list their cells in `_cells`.
     """
 
-    def __init__(self, in_features: int, features: int, *, deterministic: bool, dtype: Optional[Dtype],
-                 param_dtype: Dtype, rngs: nnx.Rngs, **cell_options):
-        if not isinstance(rngs, nnx.Rngs):
-            raise TypeError(f"rngs: expected flax.nnx.Rngs, got {type(rngs).__name__}.")
+    def _init_dropout(self, deterministic: bool, rngs: nnx.Rngs) -> None:
         if not isinstance(deterministic, bool):
             raise TypeError(f"deterministic: expected a bool, got {deterministic!r}.")
-        self.cell = FunctionalGRUCell(features, **cell_options)
-        self.in_features = _check_positive_int(in_features, "in_features")
-        self.features = self.cell.units
         self.deterministic = deterministic
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        for name, value in self.cell.init(rngs.params(), self.in_features, param_dtype).items():
-            setattr(self, name, nnx.Param(value))
         # Tagged "dropout" even when ``rngs`` has no dropout stream (its key then comes from
         # the default stream), so that ``nnx.RNN(..., broadcast_rngs="dropout")`` finds it.
-        self.rngs = (nnx.RngStream(rngs.dropout(), tag="dropout") if _draws_dropout(self.cell, True)
+        self.rngs = (nnx.RngStream(rngs.dropout(), tag="dropout") if self._draws_dropout(True)
                      else nnx.data(None))
 
-    def weights(self) -> Params:
-        """The functional params dict ``{"kernel", "recurrent_kernel", "bias"}`` of arrays."""
-        return {name: getattr(self, name)[...] for name in self.cell.param_shapes(self.in_features)}
+    def _cells(self) -> tuple[FunctionalGRUCell, ...]:
+        raise NotImplementedError
+
+    def _draws_dropout(self, training: bool) -> bool:
+        return any(_draws_dropout(cell, training) for cell in self._cells())
 
     def set_view(self, deterministic: Optional[bool] = None):
         """For `nnx.view`.
@@ -91,7 +83,7 @@ class _JaxgruModule(nnx.Module):
         """The dropout key of this call, or None when it draws no masks."""
         training = not first_from(deterministic, self.deterministic,
                                   error_msg="deterministic: pass True/False to the constructor or the call.")
-        if not _draws_dropout(self.cell, training):
+        if not self._draws_dropout(training):
             return None
         rngs = first_from(rngs, self.rngs, error_msg="rngs: dropout is on, but no rngs were given.")
         if isinstance(rngs, nnx.Rngs):
@@ -101,6 +93,43 @@ class _JaxgruModule(nnx.Module):
         if isinstance(rngs, jax.Array):
             return rngs
         raise TypeError(f"rngs: expected nnx.Rngs, nnx.RngStream or a PRNG key, got {type(rngs).__name__}.")
+
+
+def _check_rngs(rngs: Any) -> None:
+    if not isinstance(rngs, nnx.Rngs):
+        raise TypeError(f"rngs: expected flax.nnx.Rngs, got {type(rngs).__name__}.")
+
+
+class _JaxgruModule(_DropoutSwitch):
+    """The params, the dropout stream and the ``deterministic`` switch of a jaxgru module.
+
+    Attributes:
+      cell: the `jaxgru.GRUCell` configuration (static).
+      in_features, features: D and U.
+      kernel, recurrent_kernel, bias: `nnx.Param`.
+      deterministic: disables dropout (as `nnx.Dropout`).
+      dtype: the computation dtype (inputs and weights are cast to it; None: their common
+        float dtype). param_dtype: the dtype of the params.
+    """
+
+    def __init__(self, in_features: int, features: int, *, deterministic: bool, dtype: Optional[Dtype],
+                 param_dtype: Dtype, rngs: nnx.Rngs, **cell_options):
+        _check_rngs(rngs)
+        self.cell = FunctionalGRUCell(features, **cell_options)
+        self.in_features = _check_positive_int(in_features, "in_features")
+        self.features = self.cell.units
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        for name, value in self.cell.init(rngs.params(), self.in_features, param_dtype).items():
+            setattr(self, name, nnx.Param(value))
+        self._init_dropout(deterministic, rngs)
+
+    def _cells(self) -> tuple[FunctionalGRUCell, ...]:
+        return (self.cell,)
+
+    def weights(self) -> Params:
+        """The functional params dict ``{"kernel", "recurrent_kernel", "bias"}`` of arrays."""
+        return {name: getattr(self, name)[...] for name in self.cell.param_shapes(self.in_features)}
 
 
 class GRUCell(_JaxgruModule, nnx.RNNCellBase):
@@ -178,6 +207,96 @@ class GRU(_JaxgruModule):
             go_backwards=self.go_backwards, return_sequences=self.return_sequences, time_major=self.time_major,
             zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
         return (outputs, final_state) if self.return_state else outputs
+
+
+# The `GRU` constructor arguments beyond (in_features, features, rngs, cell options).
+_GRU_OPTIONS = ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "time_major", "unroll",
+                "deterministic", "dtype", "param_dtype")
+# What `Bidirectional` takes from ``layer`` and ``backward_layer`` must share.
+_SHARED_OPTIONS = ("in_features", "return_sequences", "return_state", "time_major", "unroll", "dtype")
+
+
+def _fresh_copy(layer: GRU, rngs: nnx.Rngs) -> GRU:
+    """A `GRU` of ``layer``'s configuration with new params from ``rngs``."""
+    options = {name: getattr(layer.cell, name) for name in CELL_OPTIONS}
+    options.update({name: getattr(layer, name) for name in _GRU_OPTIONS})
+    return GRU(layer.in_features, layer.features, rngs=rngs, **options)
+
+
+class Bidirectional(_DropoutSwitch):
+    """Keras's ``Bidirectional(GRU(...), merge_mode, backward_layer)`` over `jaxgru.bidirectional`.
+
+    ``Bidirectional(layer, merge_mode="concat", backward_layer=None, *, rngs)``.
+
+    ``layer`` becomes the ``forward`` attribute, used as is (its params, not a copy);
+    ``backward_layer`` becomes ``backward``, or, when None, a new `GRU` of ``layer``'s
+    configuration with its own params drawn from ``rngs`` (Keras's default backward layer).
+    The wrapper takes ``return_sequences``, ``return_state``, ``time_major``, ``unroll`` and
+    ``dtype`` from ``layer``; ``backward_layer`` must agree with them and ``in_features``.
+    Both need ``go_backwards=False``: the wrapper sets the directions. As in Keras, masked
+    steps output zeros when returning sequences (the layers' ``zero_output_for_mask`` is not
+    used) and the backward outputs are flipped back into input order before merging.
+
+    ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
+    ``(forward_outputs, backward_outputs)``).
+
+    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=None, rngs=None)``
+    with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``) and ``mask`` in the
+    same layout returns the merged outputs, or ``(outputs, (final_forward,
+    final_backward))`` with ``return_state``; ``initial_state`` is a ``(forward, backward)``
+    pair of ``(B, U)`` states.
+
+    Dropout: the wrapper has its own ``deterministic`` attribute (``layer.deterministic``
+    at construction; ``model.eval()`` / ``model.train()`` / `nnx.view` switch it with the
+    layers') and its own ``dropout`` stream from ``rngs``. Each call draws one key (the
+    call's ``rngs`` if given, else from that stream), split between the directions as in
+    `jaxgru.bidirectional`. The layers' own flags and streams only serve calls of the
+    layers themselves.
+
+    Params: ``nnx.state(layer, nnx.Param)`` is ``{"forward": params, "backward": params}``;
+    `weights` gives them as `jaxgru.bidirectional` takes them. `penalty` and `constrain`
+    reach both directions.
+    """
+
+    def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat", backward_layer: Optional[GRU] = None, *,
+                 rngs: nnx.Rngs):
+        _check_rngs(rngs)
+        for name, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if not isinstance(value, GRU) and not (name == "backward_layer" and value is None):
+                raise TypeError(f"{name}: expected a jaxgru.nnx.GRU, got {type(value).__name__}.")
+            if value is not None and value.go_backwards:
+                raise ValueError(f"{name}: expected go_backwards=False; Bidirectional sets the directions.")
+        if backward_layer is not None:
+            for name in _SHARED_OPTIONS:
+                if getattr(layer, name) != getattr(backward_layer, name):
+                    raise ValueError(f"backward_layer: {name}={getattr(backward_layer, name)!r} differs from "
+                                     f"layer's {getattr(layer, name)!r}.")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
+        self.merge_mode = merge_mode
+        self.forward = layer
+        self.backward = _fresh_copy(layer, rngs) if backward_layer is None else backward_layer
+        self._init_dropout(layer.deterministic, rngs)
+
+    def _cells(self) -> tuple[FunctionalGRUCell, ...]:
+        return (self.forward.cell, self.backward.cell)
+
+    def weights(self) -> dict[str, Params]:
+        """``{"forward": params, "backward": params}``, as `jaxgru.bidirectional` takes them."""
+        return {"forward": self.forward.weights(), "backward": self.backward.weights()}
+
+    def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
+                 initial_state: Optional[tuple[jax.Array, jax.Array]] = None, deterministic: Optional[bool] = None,
+                 rngs: Optional[RngsLike] = None):
+        config = self.forward
+        inputs = _check_sequence(inputs, config.time_major)
+        key = self._dropout_key(deterministic, rngs)
+        inputs, params = _promote(inputs, self.weights(), config.dtype)
+        outputs, final_states = bidirectional(
+            self._cells(), params, inputs, merge_mode=self.merge_mode, mask=mask, initial_state=initial_state,
+            rng=key, training=key is not None, return_sequences=config.return_sequences,
+            time_major=config.time_major, unroll=config.unroll)
+        return (outputs, final_states) if config.return_state else outputs
 
 
 def _jaxgru_modules(model: nnx.Module):
