@@ -75,7 +75,7 @@ def resolve(
         return None
     if isinstance(identifier, KerasObject):
         if identifier.kind != kind:
-            raise TypeError(f"{argument}: expected a {kind}, got a {identifier.kind} ({identifier.class_name}).")
+            raise TypeError(f"{argument}: expected a {kind}, got the {identifier.kind} {identifier.class_name}.")
         return identifier
     if isinstance(identifier, str):
         if identifier in names:
@@ -107,12 +107,15 @@ def resolve(
 
 
 def _build(argument, kind, registry, class_name, config, ignored_keys) -> KerasObject:
+    # The config keeps every argument, defaults filled in, except those left at a default
+    # of None (Keras 3's optional ``input_axes``...), so that tf_keras can read it back.
     defaults = {name: p.default for name, p in inspect.signature(registry[class_name]).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    config = {k: _freeze(v) for k, v in {**defaults, **config}.items() if k not in ignored_keys}
+    config = {k: _freeze(v) for k, v in {**defaults, **config}.items()
+              if k not in ignored_keys and not (v is None and k in defaults and defaults[k] is None)}
     obj = KerasObject(kind, class_name, tuple(sorted(config.items())), registry)
     try:
         obj.build()  # validates the config keys and values now, not at trace time
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{argument}: bad config for {kind} {class_name}: {e}") from None
     return obj

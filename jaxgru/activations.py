@@ -7,11 +7,16 @@ Every name follows tf_keras's definition. Two of them differ from the obvious JA
   ``jax.nn.hard_sigmoid`` as a callable to get that one.
 * ``gelu`` is the exact (erf) GELU, tf_keras's default, not `jax.nn.gelu`'s tanh
   approximation.
+* ``leaky_relu`` is TensorFlow's, slope 0.2 (`jax.nn.leaky_relu` defaults to 0.01).
+
+``softmax`` and ``log_softmax`` act over the last axis (the U units), as Keras's do.
+``relu6`` is Keras 3's (tf_keras has no such name).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Callable, Union
 
 import jax
@@ -47,6 +52,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": functools.partial(jax.nn.gelu, approximate=False),
     "exponential": jnp.exp,
     "mish": jax.nn.mish,
+    "leaky_relu": functools.partial(jax.nn.leaky_relu, negative_slope=0.2),
+    "softmax": jax.nn.softmax,
+    "log_softmax": jax.nn.log_softmax,
 }
 
 
@@ -69,7 +77,10 @@ def get(identifier: ActivationLike, *, argument: str = "activation") -> Activati
 
 def validate(identifier: ActivationLike, *, argument: str) -> ActivationLike:
     """Checks an activation identifier and returns it in its hashable form (name or callable)."""
-    if isinstance(identifier, dict):  # Keras 3 may serialize a function as a config dict
-        identifier = identifier.get("config", identifier.get("class_name"))
+    if isinstance(identifier, Mapping):  # Keras 3 serializes a function as {"config": name, ...}
+        if not isinstance(identifier.get("config"), str):
+            raise ValueError(f"{argument}: an activation config dict needs the activation's name under "
+                             f"'config', got {dict(identifier)!r}.")
+        identifier = identifier["config"]
     get(identifier, argument=argument)
     return identifier

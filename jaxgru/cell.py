@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 import jax
@@ -16,20 +18,42 @@ from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
 Params = dict[str, jax.Array]
 State = Union[jax.Array, list, tuple]
 
-_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
+# Each weight and the prefix of its constructor arguments (``recurrent_initializer``, ...).
+_WEIGHT_PREFIXES = {"kernel": "kernel", "recurrent_kernel": "recurrent", "bias": "bias"}
 _IGNORED_KERAS_KEYS = ("name", "trainable", "dtype", "seed")
 
 
-def _check_positive_int(value: Any, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}.")
+def _check_int(value: Any, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument}: expected an integer, got {value!r}.")
     return int(value)
+
+
+def _check_positive_int(value: Any, argument: str) -> int:
+    value = _check_int(value, argument)
+    if value <= 0:
+        raise ValueError(f"{argument}: expected a positive integer, got {value}.")
+    return value
+
+
+def _check_bool(value: Any, argument: str) -> bool:
+    if not isinstance(value, (bool, jnp.bool_)):
+        raise TypeError(f"{argument}: expected a bool, got {value!r}.")
+    return bool(value)
 
 
 def _check_rate(rate: Any, argument: str) -> float:
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
         raise TypeError(f"{argument}: expected a float in [0, 1], got {rate!r}.")
+    if math.isnan(rate):
+        raise ValueError(f"{argument}: expected a float in [0, 1], got NaN.")
     return min(1.0, max(0.0, float(rate)))  # clipped, as Keras does
+
+
+def _check_floating(value: Any, argument: str) -> None:
+    dtype = jnp.result_type(value)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{argument}: expected a floating-point array, got dtype {dtype}.")
 
 
 def _serialize(obj: Any) -> Any:
@@ -42,7 +66,8 @@ class GRUCell:
 
     All methods are pure functions of their arguments; the cell holds no weights, state,
     masks or randomness, so it can be closed over or passed as a static argument of
-    `jax.jit`. See `jaxgru.gates` for the math and the shapes.
+    `jax.jit` (equal configurations are equal and hash alike). See `jaxgru.gates` for the
+    math and the shapes.
 
     Args:
       units: U, the size of the state and output.
@@ -55,13 +80,17 @@ class GRUCell:
       kernel_constraint, recurrent_constraint, bias_constraint: Keras names, config
         dicts or ``w -> w`` callables; `constrain` applies them.
       dropout, recurrent_dropout: rates, clipped to [0, 1]; active only for
-        ``0 < rate < 1`` and ``training=True``.
+        ``0 < rate < 1`` and ``training=True`` (the rule of Keras's ``call``; a rate of 1
+        drops nothing, where tf_keras fails drawing its mask).
       implementation: 1 (per-gate matmuls and masks) or 2 (fused); ``recurrent_dropout >
         0`` forces 1, as in Keras. The legacy 0 is kept and, like tf_keras's GRUCell,
         computes as 2 (tf_keras's GRU *layer* ``from_config`` rewrites it to 1; the two
         differ only in which input dropout masks apply).
       reset_after: apply the reset gate after the recurrent matmul (True, the
         cuDNN/PyTorch convention, bias ``(2, 3U)``) or before it (False, bias ``(3U,)``).
+
+    Raises:
+      TypeError, ValueError: naming the argument, for a bad type or value.
     """
 
     units: int
@@ -83,38 +112,25 @@ class GRUCell:
     reset_after: bool = True
 
     def __post_init__(self):
-        def normalize(name, value):
-            object.__setattr__(self, name, value)
-
-        normalize("units", _check_positive_int(self.units, "units"))
+        checked = {"units": _check_positive_int(self.units, "units")}
         for name in ("activation", "recurrent_activation"):
-            normalize(name, activations.validate(getattr(self, name), argument=name))
+            checked[name] = activations.validate(getattr(self, name), argument=name)
         for kind, module in (("initializer", initializers), ("regularizer", regularizers),
                              ("constraint", constraints)):
-            for weight in ("kernel", "recurrent", "bias"):
-                name = f"{weight}_{kind}"
-                normalize(name, module.get(getattr(self, name), argument=name))
+            for prefix in _WEIGHT_PREFIXES.values():
+                name = f"{prefix}_{kind}"
+                checked[name] = module.get(getattr(self, name), argument=name)
         for name in ("use_bias", "reset_after"):
-            if not isinstance(getattr(self, name), (bool, jnp.bool_)):
-                raise TypeError(f"{name}: expected a bool, got {getattr(self, name)!r}.")
-            normalize(name, bool(getattr(self, name)))
-        normalize("dropout", _check_rate(self.dropout, "dropout"))
-        normalize("recurrent_dropout", _check_rate(self.recurrent_dropout, "recurrent_dropout"))
-        if isinstance(self.implementation, bool) or self.implementation not in (0, 1, 2):
-            raise ValueError(f"implementation: expected 0, 1 or 2, got {self.implementation!r}.")
-        if self.recurrent_dropout != 0:
-            normalize("implementation", 1)  # Keras switches silently
-        else:
-            normalize("implementation", int(self.implementation))
-
-    # ------------------------------------------------------------------ sizes
-    @property
-    def state_size(self) -> int:
-        return self.units
-
-    @property
-    def output_size(self) -> int:
-        return self.units
+            checked[name] = _check_bool(getattr(self, name), name)
+        for name in ("dropout", "recurrent_dropout"):
+            checked[name] = _check_rate(getattr(self, name), name)
+        implementation = _check_int(self.implementation, "implementation")
+        if implementation not in (0, 1, 2):
+            raise ValueError(f"implementation: expected 0, 1 or 2, got {implementation}.")
+        # Keras switches silently: implementation 2 has no recurrent dropout.
+        checked["implementation"] = 1 if checked["recurrent_dropout"] != 0 else implementation
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @property
     def activation_fn(self) -> Callable:
@@ -123,6 +139,10 @@ class GRUCell:
     @property
     def recurrent_activation_fn(self) -> Callable:
         return activations.get(self.recurrent_activation)
+
+    def _per_weight(self, kind: str) -> dict[str, Any]:
+        """``{"kernel": self.kernel_<kind>, "recurrent_kernel": ..., "bias": ...}``."""
+        return {weight: getattr(self, f"{prefix}_{kind}") for weight, prefix in _WEIGHT_PREFIXES.items()}
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """``{"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}``."""
@@ -134,30 +154,36 @@ class GRUCell:
 
     # ------------------------------------------------------------------ init
     def init(self, rng: jax.Array, input_dim: int, dtype=jnp.float32) -> Params:
-        """Fresh weights, each initializer called on the whole weight (Keras's fans)."""
-        input_dim = _check_positive_int(input_dim, "input_dim")
-        keys = dict(zip(_WEIGHTS, jax.random.split(rng, 3)))
-        inits = {"kernel": self.kernel_initializer, "recurrent_kernel": self.recurrent_initializer,
-                 "bias": self.bias_initializer}
-        return {name: jnp.asarray(inits[name](keys[name], shape, dtype), dtype)
-                for name, shape in self.param_shapes(input_dim).items()}
+        """Fresh weights of `param_shapes` in ``dtype``, one key per weight.
+
+        Each initializer is called on the whole weight, so fans are Keras's (glorot over
+        ``(D, 3U)``, orthogonal over ``(U, 3U)``).
+        """
+        shapes = self.param_shapes(_check_positive_int(input_dim, "input_dim"))
+        inits = self._per_weight("initializer")
+        params = {}
+        for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3)):
+            params[name] = jnp.asarray(inits[name](key, shape, dtype), dtype)
+            if params[name].shape != shape:
+                raise ValueError(f"{_WEIGHT_PREFIXES[name]}_initializer: returned shape "
+                                 f"{params[name].shape} for {name!r}, expected {shape}.")
+        return params
 
     def initial_state(self, batch_size: int, dtype=jnp.float32) -> jax.Array:
         """Zeros ``(B, U)``."""
-        return jnp.zeros((batch_size, self.units), dtype)
+        return jnp.zeros((_check_positive_int(batch_size, "batch_size"), self.units), dtype)
 
     # ------------------------------------------------------------------ dropout
-    def uses_dropout(self, training: bool) -> bool:
-        """Whether a call with this ``training`` flag draws any dropout mask."""
-        return bool(training) and (is_active(self.dropout) or is_active(self.recurrent_dropout))
-
     def dropout_masks(self, rng: jax.Array, batch_size: int, input_dim: int, training: bool = True,
                       dtype=jnp.float32) -> DropoutMasks:
         """Keras's three input and three recurrent masks, drawn from ``rng``.
 
         Returns ``DropoutMasks(inputs=(3, B, D) | None, recurrent=(3, B, U) | None)``; a
-        kind is None when its rate is not in (0, 1) or ``training`` is False.
+        kind is None when its rate is not in (0, 1) or ``training`` is False. The two kinds
+        come from independent halves of ``rng``; the same key gives the same masks.
         """
+        batch_size = _check_positive_int(batch_size, "batch_size")
+        input_dim = _check_positive_int(input_dim, "input_dim")
         if not training:
             return DropoutMasks()
         key_in, key_rec = jax.random.split(rng)
@@ -169,11 +195,16 @@ class GRUCell:
 
     def resolve_masks(self, rng: Optional[jax.Array], masks: Optional[DropoutMasks], training: bool,
                       batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
-        """The masks a call uses: none unless training; else ``masks`` or ones drawn from ``rng``."""
+        """The masks a call uses: none unless training; else ``masks``, or drawn from ``rng``.
+
+        Explicit ``masks`` must have the shapes `dropout_masks` gives, and only for a kind
+        whose rate is active (Keras makes no mask otherwise); the recurrent kind is thus
+        never used by implementation 2.
+        """
         if not training:
             return DropoutMasks()
         if masks is None:
-            if not self.uses_dropout(training):
+            if not (is_active(self.dropout) or is_active(self.recurrent_dropout)):
                 return DropoutMasks()
             if rng is None:
                 raise ValueError(
@@ -182,23 +213,28 @@ class GRUCell:
                 )
             if len(batch_shape) != 1:
                 raise ValueError(f"x: drawing dropout masks needs inputs of shape (B, D), got batch shape {batch_shape}.")
-            masks = self.dropout_masks(rng, batch_shape[0], input_dim, True, dtype)
+            return self.dropout_masks(rng, batch_shape[0], input_dim, True, dtype)
         if not isinstance(masks, DropoutMasks):
             raise TypeError(f"masks: expected jaxgru.DropoutMasks, got {type(masks).__name__}.")
-        for name, last in (("inputs", input_dim), ("recurrent", self.units)):
-            m = getattr(masks, name)
-            if m is not None and tuple(m.shape) != (3, *batch_shape, last):
-                raise ValueError(f"masks.{name}: expected shape {(3, *batch_shape, last)}, got {tuple(m.shape)}.")
-        # Implementation 2 has no recurrent dropout (Keras ignores those masks there).
-        return masks if self.implementation == 1 else masks._replace(recurrent=None)
+        for kind, last, rate_name in (("inputs", input_dim, "dropout"),
+                                      ("recurrent", self.units, "recurrent_dropout")):
+            m = getattr(masks, kind)
+            if m is None:
+                continue
+            if not is_active(getattr(self, rate_name)):
+                raise ValueError(f"masks.{kind}: given, but {rate_name}={getattr(self, rate_name)} makes no "
+                                 "mask (Keras applies one only for 0 < rate < 1); pass None.")
+            if tuple(jnp.shape(m)) != (3, *batch_shape, last):
+                raise ValueError(f"masks.{kind}: expected shape {(3, *batch_shape, last)}, got {tuple(jnp.shape(m))}.")
+        return masks
 
     # ------------------------------------------------------------------ step
     def check_params(self, params: Params, input_dim: Optional[int] = None) -> int:
-        """Validates the params dict; returns its input dimension D."""
-        if not isinstance(params, dict) and not hasattr(params, "keys"):
+        """Validates the params dict (keys, shapes, floating dtypes); returns its input dimension D."""
+        if not isinstance(params, Mapping):
             raise TypeError(f"params: expected a dict of arrays, got {type(params).__name__}.")
         if "kernel" not in params:
-            raise ValueError("params: missing 'kernel' of shape (D, 3U).")
+            raise ValueError(f"params: missing 'kernel' of shape (D, {3 * self.units}).")
         kernel_shape = tuple(jnp.shape(params["kernel"]))
         if len(kernel_shape) != 2:
             raise ValueError(f"params['kernel']: expected shape (D, {3 * self.units}), got {kernel_shape}.")
@@ -210,6 +246,7 @@ class GRUCell:
             if tuple(jnp.shape(params[name])) != shape:
                 raise ValueError(f"params[{name!r}]: expected shape {shape} for units={self.units}, "
                                  f"input_dim={d}, got {tuple(jnp.shape(params[name]))}.")
+            _check_floating(params[name], f"params[{name!r}]")
         extra = set(params) - set(expected)
         if extra:
             raise ValueError(f"params: unexpected keys {sorted(extra)} (use_bias={self.use_bias}).")
@@ -224,8 +261,10 @@ class GRUCell:
         ``training=True`` and dropout, the masks are ``masks`` if given, else drawn from
         ``rng``: ``step(..., rng=k)`` equals ``step(..., masks=cell.dropout_masks(k, B, D))``.
         To reproduce Keras's per-sequence masks, pass the same key (or masks) every step.
+        ``training=False`` never drops, whatever ``rng`` or ``masks`` say.
         """
         h = _unpack_state(state)
+        _check_floating(h, "state")
         x = jnp.asarray(x)
         d = self.check_params(params)
         if x.ndim < 1 or x.shape[-1] != d:
@@ -238,32 +277,48 @@ class GRUCell:
         return h_new, type(state)([h_new]) if isinstance(state, (list, tuple)) else h_new
 
     # ------------------------------------------------------------------ regularization
-    def _per_weight(self, kind: str) -> dict[str, Any]:
-        return {"kernel": getattr(self, f"kernel_{kind}"),
-                "recurrent_kernel": getattr(self, f"recurrent_{kind}"),
-                "bias": getattr(self, f"bias_{kind}")}
-
     def penalty(self, params: Params) -> jax.Array:
-        """Sum of the weight regularizers over ``params`` (Keras's ``layer.losses``); 0 if none."""
-        total = jnp.zeros((), gates.accumulation_dtype(params["kernel"].dtype))
+        """Sum of the weight regularizers over ``params`` (Keras's ``layer.losses``).
+
+        A scalar in the weights' accumulation dtype (float32 for bfloat16/float32
+        weights); 0.0 without regularizers. Add it to the loss.
+        """
+        self.check_params(params)
+        total = jnp.zeros((), gates.accumulation_dtype(jnp.result_type(params["kernel"])))
         for name, reg in self._per_weight("regularizer").items():
-            if reg is not None and name in params:
-                total = total + reg(params[name])
+            if reg is None or name not in params:
+                continue
+            value = reg(params[name])
+            if jnp.shape(value) != ():
+                raise ValueError(f"{_WEIGHT_PREFIXES[name]}_regularizer: expected a scalar, "
+                                 f"got shape {jnp.shape(value)}.")
+            total = total + value
         return total
 
     def constrain(self, params: Params) -> Params:
         """``params`` with each weight's constraint applied (call after an optimizer update)."""
+        self.check_params(params)
         fns = self._per_weight("constraint")
-        return {name: (fns[name](w) if fns.get(name) is not None else w) for name, w in params.items()}
+        return {name: w if fns[name] is None else fns[name](w) for name, w in params.items()}
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
-        """The Keras ``GRUCell.get_config()`` keys (without name/trainable/dtype)."""
+        """The Keras ``GRUCell.get_config()`` keys (without name/trainable/dtype).
+
+        Keras objects serialize as ``{"class_name": ..., "config": {...}}`` with Keras's
+        class names, so `tf_keras.layers.GRUCell.from_config` reads the result; plain
+        callables are returned as they are (not serializable).
+        """
         return {f.name: _serialize(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> GRUCell:
-        """Builds a cell from a jaxgru or tf_keras/Keras 3 ``GRUCell`` config dict."""
+    def from_config(cls, config: Mapping[str, Any]) -> GRUCell:
+        """Builds a cell from a jaxgru or tf_keras/Keras 3 ``GRUCell`` config dict.
+
+        Keras's ``name``, ``trainable``, ``dtype`` and ``seed`` keys are ignored.
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config: expected a dict, got {type(config).__name__}.")
         config = {k: v for k, v in config.items() if k not in _IGNORED_KERAS_KEYS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(config) - known

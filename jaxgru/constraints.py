@@ -7,7 +7,11 @@ With ``norms = sqrt(sum(w**2, axis, keepdims=True))`` and ``eps = 1e-7`` (Keras'
 * ``NonNeg()``: ``w * (w >= 0)``
 * ``UnitNorm(axis=0)``: ``w / (eps + norms)``
 * ``MinMaxNorm(min_value=0, max_value=1, rate=1, axis=0)``:
-  ``w * (rate * clip(norms, min, max) + (1 - rate) * norms) / (eps + norms)``
+  ``w * (rate * clip(norms, min, max) + (1 - rate) * norms) / (eps + norms)``, with a
+  ``max_value`` below ``min_value`` raised to it, as Keras's ``clip`` does.
+
+tf_keras's ``RadialConstraint`` applies only to rank-4 convolution kernels, so it has no
+GRU counterpart here.
 
 Keras applies a constraint after each optimizer update, never in the forward pass: call
 ``cell.constrain(params)`` after ``optax.apply_updates``. optax's projections cover other
@@ -51,6 +55,8 @@ def _unit_norm(axis=0):
 
 
 def _min_max_norm(min_value=0.0, max_value=1.0, rate=1.0, axis=0):
+    max_value = max(max_value, min_value)  # Keras's clip raises max_value to min_value
+
     def constrain(w):
         norms = _norms(w, axis)
         desired = rate * jnp.clip(norms, min_value, max_value) + (1 - rate) * norms

@@ -5,7 +5,9 @@
 * String names use Keras's defaults: ``"l1"`` = L1(0.01), ``"l2"`` = L2(0.01),
   ``"l1_l2"`` = L1L2(0.01, 0.01) (the class itself defaults to 0, 0).
 * ``OrthogonalRegularizer(factor=0.01, mode="rows")``: ``factor / 2`` times the mean
-  absolute off-diagonal cosine similarity between rows (or columns).
+  absolute off-diagonal cosine similarity between rows (or columns); 2-D weights only.
+
+Factors must be finite numbers, as tf_keras requires.
 
 optax has no regularizer objects (it decays weights in the update instead), so these are
 written here. Add ``cell.penalty(params)`` to the loss to apply them.
@@ -13,6 +15,7 @@ written here. Add ``cell.penalty(params)`` to the loss to apply them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
@@ -21,7 +24,16 @@ import jax.numpy as jnp
 from jaxgru._keras_object import KerasObject, resolve
 
 
+def _check_factor(value) -> None:
+    # tf_keras rejects the same values (a NaN factor would make the loss NaN).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"a regularization factor must be a finite number, got {value!r}")
+
+
 def _l1l2(l1=0.0, l2=0.0):
+    _check_factor(l1)
+    _check_factor(l2)
+
     def regularize(w: jax.Array) -> jax.Array:
         return l1 * jnp.sum(jnp.abs(w)) + l2 * jnp.sum(jnp.square(w))
 
@@ -29,8 +41,9 @@ def _l1l2(l1=0.0, l2=0.0):
 
 
 def _orthogonal(factor=0.01, mode="rows"):
+    _check_factor(factor)
     if mode not in ("rows", "columns"):
-        raise TypeError(f"mode must be 'rows' or 'columns', got {mode!r}")
+        raise ValueError(f"mode must be 'rows' or 'columns', got {mode!r}")
 
     def regularize(w: jax.Array) -> jax.Array:
         if w.ndim != 2:
