@@ -76,7 +76,9 @@ def recurrent_weights(cell: GRUCell, params: dict) -> RecurrentWeights:
 
 
 def _blocks(a: jax.Array, units: int) -> list[jax.Array]:
-    return [a[..., k * units:(k + 1) * units] for k in range(a.shape[-1] // units)]
+    # jnp.split (not slicing): its transpose is one concatenate, where slices transpose
+    # to zero-padded full-width arrays that are then summed.
+    return jnp.split(a, a.shape[-1] // units, axis=-1)
 
 
 def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
@@ -101,6 +103,25 @@ def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
     return GateInputs(*parts)
 
 
+def recurrent_step_with_matmuls(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
+                                recurrent_masks: Optional[jax.Array] = None
+                                ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    """`recurrent_step`, also returning its three recurrent matmul outputs ``(B, U)``.
+
+    ``(m_z, m_r, m_h)``: reset_after ``(h_z U_z, h_r U_r, h_h U_h)``; otherwise
+    ``(h_z U_z, h_r U_r, (r ⊙ h_h) U_h)``, with ``h_k`` the (masked) state. A backward pass
+    that keeps them needs no matmul to recompute the gates.
+    """
+    units = cell.units
+    kernel, bias = weights
+    m = recurrent_projections(cell, kernel, h, recurrent_masks)
+    if cell.reset_after:
+        return reset_after_update(cell, xi, m, recurrent_bias_blocks(cell, bias, xi.z.dtype), h), m
+    z, rh = reset_gate_inputs(cell, xi.z, xi.r, *m, candidate_state(h, recurrent_masks))
+    q = matmul(rh, kernel[:, 2 * units:])
+    return candidate_update(cell, xi.h, q, z, h), (*m, q)
+
+
 def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
                    recurrent_masks: Optional[jax.Array] = None) -> jax.Array:
     """One GRU update ``h' = z ⊙ h + (1 − z) ⊙ hh`` given the input-side ``xi``.
@@ -110,30 +131,64 @@ def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: G
     ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with masks each gate gets its own
     masked ``h`` and matmul, as Keras's implementation 1.
     """
+    return recurrent_step_with_matmuls(cell, weights, h, xi, recurrent_masks)[0]
+
+
+def recurrent_bias_blocks(cell: GRUCell, bias: Optional[jax.Array], dtype) -> tuple:
+    """The recurrent bias ``(3U,)`` as three ``(U,)`` blocks in ``dtype``, or three zeros."""
+    if bias is None:
+        return (0.0, 0.0, 0.0)
+    return tuple(_blocks(bias.astype(dtype), cell.units))
+
+
+def candidate_state(h: jax.Array, recurrent_masks: Optional[jax.Array]) -> jax.Array:
+    """``h_h``: the state as the candidate's branch sees it (times its recurrent mask, if any)."""
+    return h if recurrent_masks is None else h * recurrent_masks[2]
+
+
+def recurrent_projections(cell: GRUCell, kernel: jax.Array, h: jax.Array,
+                          recurrent_masks: Optional[jax.Array] = None) -> tuple[jax.Array, ...]:
+    """The matmuls of ``h`` a step makes before its gates, one ``(B, U)`` per gate.
+
+    reset_after: ``(h U_z, h U_r, h U_h)``; otherwise ``(h U_z, h U_r)`` (the candidate's
+    matmul needs ``r`` first, see `reset_gate_inputs`). Without masks one fused matmul,
+    split; with ``recurrent_masks`` ``(3, B, U)`` gate ``k`` multiplies ``h ⊙ mask_k``.
+    """
     units = cell.units
-    act, recurrent_act = cell.activation_fn, cell.recurrent_activation_fn
-    acc = xi.z.dtype
-    kernel, bias = weights
-    k_z, k_r, k_h = _blocks(kernel, units)
-    b_z, b_r, b_h = _blocks(bias.astype(acc), units) if bias is not None else (0.0, 0.0, 0.0)
-
+    gate_count = 3 if cell.reset_after else 2
     if recurrent_masks is None:
-        h_z = h_r = h_h = h
-        if cell.reset_after:
-            m_z, m_r, m_h = _blocks(matmul(h, kernel), units)
-        else:
-            m_z, m_r = _blocks(matmul(h, kernel[:, :2 * units]), units)
-    else:
-        h_z, h_r, h_h = (h * m for m in recurrent_masks)
-        m_z, m_r = matmul(h_z, k_z), matmul(h_r, k_r)
-        if cell.reset_after:
-            m_h = matmul(h_h, k_h)
+        return tuple(_blocks(matmul(h, kernel[:, :gate_count * units]), units))
+    return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], _blocks(kernel, units)))
 
+
+def reset_after_update(cell: GRUCell, xi: GateInputs, m: tuple[jax.Array, ...], bias: tuple,
+                       h: jax.Array) -> jax.Array:
+    """reset_after: ``h'`` from ``xi``, ``m = recurrent_projections``, the recurrent bias
+    blocks (`recurrent_bias_blocks`) and ``h``. Elementwise."""
+    act, recurrent_act = cell.activation_fn, cell.recurrent_activation_fn
+    (m_z, m_r, m_h), (b_z, b_r, b_h) = m, bias
     z = recurrent_act(xi.z + m_z + b_z)
     r = recurrent_act(xi.r + m_r + b_r)
-    if cell.reset_after:
-        candidate = act(xi.h + r * (m_h + b_h))
-    else:
-        candidate = act(xi.h + matmul(r * h_h.astype(acc), k_h))
-    h_acc = h.astype(acc)
+    candidate = act(xi.h + r * (m_h + b_h))
+    return _interpolate(z, h, candidate)
+
+
+def reset_gate_inputs(cell: GRUCell, xi_z: jax.Array, xi_r: jax.Array, m_z: jax.Array, m_r: jax.Array,
+                      h_h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """reset_after=False, first stage: ``(z, r ⊙ h_h)``, the second being the candidate's
+    matmul input (``h_h`` from `candidate_state`). Elementwise."""
+    recurrent_act = cell.recurrent_activation_fn
+    z = recurrent_act(xi_z + m_z)
+    r = recurrent_act(xi_r + m_r)
+    return z, r * h_h.astype(xi_z.dtype)
+
+
+def candidate_update(cell: GRUCell, xi_h: jax.Array, q: jax.Array, z: jax.Array, h: jax.Array) -> jax.Array:
+    """reset_after=False, second stage: ``h'`` from ``q = (r ⊙ h_h) U_h``. Elementwise."""
+    return _interpolate(z, h, cell.activation_fn(xi_h + q))
+
+
+def _interpolate(z: jax.Array, h: jax.Array, candidate: jax.Array) -> jax.Array:
+    """``z ⊙ h + (1 − z) ⊙ candidate`` in the gates' dtype, returned in ``h``'s dtype."""
+    h_acc = h.astype(z.dtype)
     return (z * h_acc + (1.0 - z) * candidate).astype(h.dtype)

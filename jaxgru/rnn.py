@@ -14,16 +14,19 @@ Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgru import gates
+from jaxgru import fused_backward, gates
 from jaxgru.cell import GRUCell, Params, _unpack_state
+from jaxgru.dropout import DropoutMasks
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
+BACKWARDS = ("fused", "autodiff")
 
 
 def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Optional[jax.Array]:
@@ -42,8 +45,11 @@ def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Opt
 
 def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
                     recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
-                    zero_output_for_mask: bool, unroll: int = 1, remat: bool = False):
+                    zero_output_for_mask: bool, unroll: int = 1, remat: bool = False,
+                    backward: str = "fused"):
     """Runs `recurrent_step` over time.
+
+    ``backward``: how the loop is differentiated (see `rnn`).
 
     Args:
       h0: ``(B, U)`` initial state. xi: three ``(T, B, U)`` input projections.
@@ -55,6 +61,12 @@ def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Arra
       previous output (zeros before any valid step), or zeros with
       ``zero_output_for_mask``; the last output is the output of the final step.
     """
+
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}.")
+    if backward == "fused" and not remat and fused_backward.supports(cell):
+        return fused_backward.fused_scan_recurrence(cell, weights, h0, xi, recurrent_masks, step_mask,
+                                                    zero_output_for_mask, unroll)
 
     def step(h, xi_t):
         return gates.recurrent_step(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
@@ -87,7 +99,8 @@ def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Arra
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
         mask: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
-        zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False):
+        zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
+        masks: Optional[DropoutMasks] = None, backward: str = "fused"):
     """Keras's ``GRU(return_state=True)`` as a pure function.
 
     Args:
@@ -95,28 +108,42 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
       params: the cell's params (`GRUCell.init`).
       inputs: ``(B, T, D)``, or ``(T, B, D)`` with ``time_major``.
       initial_state: ``(B, U)``; zeros in the inputs' dtype when None.
-      mask: booleans in the inputs' layout, ``(B, T)`` (``(T, B)`` with ``time_major``, as
-        Keras's backend takes it); True marks a valid step.
+      mask: booleans (or 0/1 integers; floats are rejected) in the inputs' layout,
+        ``(B, T)`` (``(T, B)`` with ``time_major``, as Keras's backend takes it); True
+        marks a valid step. A fully masked row keeps ``initial_state`` and outputs zeros.
       rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
       training: enables dropout.
+      masks: explicit per-sequence `DropoutMasks` (``inputs (3, B, D)``, ``recurrent
+        (3, B, U)``) used at every step instead of drawing them from ``rng``, e.g.
+        Keras's own cached masks; used only with ``training=True``.
       go_backwards: process the reversed sequence; outputs stay in processing order.
       return_sequences: return all outputs, or only the last output ``(B, U)``.
       zero_output_for_mask: masked steps output zeros instead of the previous output.
       unroll: passed to `lax.scan`.
       remat: recompute each step's gate activations in the backward pass instead of
         storing them (`jax.checkpoint` on the scan body): only the ``(B, U)`` carry per
-        step is kept, for long sequences.
+        step is kept, for long sequences. Implies ``backward="autodiff"``.
+      backward: "fused" (default): the loop's hand-written backward pass
+        (`jaxgru.fused_backward`: one ``dh @ Uᵀ`` per step, weight gradients as single
+        matmuls after the loop), used when the activations are elementwise (all Keras
+        activations are), else autodiff; "autodiff": JAX's autodiff of the scan, which
+        also supports forward mode (`jax.jvp`). Both give the same values and gradients.
 
     Returns:
       ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
-      ``(B, U)``; ``final_state`` ``(B, U)``.
+      ``(B, U)``; ``final_state`` ``(B, U)``. Without ``return_sequences`` the output is
+      the last one of the sequence exactly as tf_keras's ``backend.rnn`` carries it: with
+      a mask, the output of the last valid step, or zeros with ``zero_output_for_mask``
+      when the final processed step is masked.
     """
     inputs = jnp.asarray(inputs)
     if inputs.ndim != 3:
         layout = "(T, B, D)" if time_major else "(B, T, D)"
         raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+        raise TypeError(f"inputs: expected a floating dtype, got {inputs.dtype}.")
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)
     steps, batch, features = xs.shape
     if steps == 0:
@@ -128,18 +155,22 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     if initial_state is None:
         h0 = cell.initial_state(batch, inputs.dtype)
     else:
+        if isinstance(initial_state, (list, tuple)) and len(initial_state) != 1:
+            raise ValueError(f"initial_state: a GRU has one (B, U) state, got a sequence of {len(initial_state)}.")
         h0 = _unpack_state(initial_state)
         if tuple(h0.shape) != (batch, cell.units):
             raise ValueError(f"initial_state: expected shape {(batch, cell.units)}, got {tuple(h0.shape)}.")
+        if not jnp.issubdtype(h0.dtype, jnp.floating):
+            raise TypeError(f"initial_state: expected a floating dtype, got {h0.dtype}.")
 
-    masks = cell.resolve_masks(rng, None, training, (batch,), d, inputs.dtype)
+    masks = cell.resolve_masks(rng, masks, training, (batch,), d, inputs.dtype)
     if go_backwards:
         xs = xs[::-1]
         step_mask = None if step_mask is None else step_mask[::-1]
     xi = gates.project_inputs(cell, params, xs, masks.inputs)
     outputs, last_output, final_state = scan_recurrence(
         cell, gates.recurrent_weights(cell, params), h0, xi, masks.recurrent, step_mask,
-        zero_output_for_mask, unroll, remat)
+        zero_output_for_mask, unroll, remat, backward)
     if not return_sequences:
         return last_output, final_state
     return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_state
@@ -161,16 +192,21 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
                   merge_mode: Optional[str] = "concat", mask: Optional[jax.Array] = None,
                   initial_state: Optional[Sequence[jax.Array]] = None, rng: Optional[jax.Array] = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
-                  unroll: int = 1, remat: bool = False):
+                  unroll: int = 1, remat: bool = False, backward: str = "fused"):
     """Keras's ``Bidirectional(GRU(return_state=True), merge_mode)`` as a pure function.
 
     Args:
-      cell: one `GRUCell` for both directions, or a ``(forward, backward)`` pair.
-      params: ``{"forward": params_fw, "backward": params_bw}``.
-      merge_mode: "concat" (last axis ``2U``), "sum", "ave", "mul", or None (the pair
-        ``(forward_outputs, backward_outputs)``).
-      initial_state: ``(state_fw, state_bw)`` or None.
-      rng: split into one key per direction.
+      cell: one `GRUCell` for both directions, or a ``(forward, backward)`` pair (equal
+        units unless ``merge_mode`` is "concat" or None).
+      params: a mapping ``{"forward": params_fw, "backward": params_bw}`` whose kernels
+        take the same ``D``.
+      merge_mode: "concat" (last axis ``U_fw + U_bw``), "sum", "ave", "mul", or None (the
+        pair ``(forward_outputs, backward_outputs)``).
+      initial_state: a ``(state_fw, state_bw)`` pair (list or tuple, Keras's
+        ``[fw, bw]``) or None.
+      rng: split with ``jax.random.split(rng)`` into one key per direction
+        (forward first); each direction draws its own masks once per sequence. For
+        explicit masks, call `rnn` per direction with ``masks=``.
       Other arguments as in `rnn`.
 
     The backward direction runs `rnn` with ``go_backwards=True``; its output sequence is
@@ -185,15 +221,28 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
     cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
     if len(cells) != 2 or not all(isinstance(c, GRUCell) for c in cells):
         raise TypeError("cell: expected a GRUCell or a (forward, backward) pair of GRUCells.")
-    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+    if merge_mode in ("sum", "ave", "mul") and cells[0].units != cells[1].units:
+        raise ValueError(f"cell: merge_mode={merge_mode!r} needs equal units in both directions, "
+                         f"got {cells[0].units} and {cells[1].units}.")
+    if not isinstance(params, Mapping) or set(params) != {"forward", "backward"}:
         raise ValueError("params: expected {'forward': params, 'backward': params}.")
+    input_dims = {}
+    for direction, direction_cell in zip(("forward", "backward"), cells):
+        try:
+            input_dims[direction] = direction_cell.check_params(params[direction])
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"params[{direction!r}]: {error}") from None
+    if input_dims["forward"] != input_dims["backward"]:
+        raise ValueError(f"params: the forward kernel takes D={input_dims['forward']} features and the "
+                         f"backward kernel D={input_dims['backward']}; they must match.")
     if initial_state is None:
         initial_state = (None, None)
-    elif len(initial_state) != 2:
+    elif not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
         raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
     keys = (None, None) if rng is None else tuple(jax.random.split(rng))
     common = dict(mask=mask, training=training, return_sequences=return_sequences, time_major=time_major,
-                  zero_output_for_mask=return_sequences, unroll=unroll, remat=remat)
+                  zero_output_for_mask=return_sequences, unroll=unroll, remat=remat,
+                  backward=backward)
     out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=initial_state[0], rng=keys[0],
                            go_backwards=False, **common)
     out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=initial_state[1], rng=keys[1],

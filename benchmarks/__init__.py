@@ -1,0 +1,1 @@
+"""jaxgru's benchmark harness: ``python -m benchmarks`` (see `benchmarks.run`)."""

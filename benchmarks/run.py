@@ -1,0 +1,257 @@
+"""Times jaxgru against every installed peer GRU; writes a markdown report and a PNG plot.
+
+    python -m benchmarks                 # the full run (several minutes on a small CPU)
+    python -m benchmarks --quick         # a smoke run: small shapes, few repetitions
+    python -m benchmarks --out results/  # where RESULTS.md and gru_benchmark.png go
+
+For each case (shape, convention, mask) and mode (forward, forward+backward), every peer
+is built and compiled/warmed up first; then the peers run in turns, round after round
+(so that load changes on the machine hit all of them alike), and each peer's time is the
+median over rounds. Ratios are peer time / jaxgru time (above 1: jaxgru is faster).
+The GEMM bound is the time the case's total matmul FLOPs take as one large matmul on the
+same device; jaxgru / bound says how far from the hardware's matmul limit jaxgru runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from benchmarks.peers import PEERS, Problem, Unsupported
+
+# Peers on other frameworks run in their own process: their thread pools (TensorFlow's
+# spinning Eigen threads, torch's OpenMP) would otherwise slow down whatever runs next.
+SUBPROCESS_PEERS = ("tf_keras", "torch")
+
+MODES = ("forward", "train")
+SHAPES = [(32, 100, 64, 128), (256, 50, 128, 256), (1, 500, 32, 64), (8, 1000, 64, 256)]
+SWEEP_STEPS = [25, 50, 100, 200, 400]
+SWEEP_SHAPE = (32, 64, 128)  # (B, D, U) of the T sweep
+QUICK_SHAPES = [(8, 20, 16, 32), (2, 40, 8, 16)]
+QUICK_SWEEP_STEPS = [10, 20, 40]
+
+
+class Case(NamedTuple):
+    shape: tuple[int, int, int, int]
+    reset_after: bool
+    masked: bool
+
+    def problem(self) -> Problem:
+        batch, steps, features, units = self.shape
+        lengths = None
+        if self.masked:  # right-padded rows, lengths in [T/2, T], the longest row full
+            lengths = np.random.default_rng(1).integers(steps // 2, steps + 1, size=batch)
+            lengths[0] = steps
+        return Problem(batch, steps, features, units, self.reset_after, lengths)
+
+    def label(self) -> str:
+        return (f"{self.shape}, {'reset_after' if self.reset_after else 'reset_before'}"
+                f"{', masked' if self.masked else ''}")
+
+
+def matmul_flops(shape: tuple[int, int, int, int], mode: str) -> float:
+    """jaxgru's matmul FLOPs: the input projection ``2·T·B·D·3U`` and the recurrent matmuls
+    ``2·T·B·U·3U``; the backward pass does two matmuls of the same size for each."""
+    batch, steps, features, units = shape
+    forward = 2 * steps * batch * 3 * units * (features + units)
+    return forward if mode == "forward" else 3 * forward
+
+
+def gemm_seconds(flops: float, repeats: int) -> float:
+    """Median time of one square-ish float32 matmul with the given FLOPs, on the JAX device."""
+    import jax
+    import jax.numpy as jnp
+
+    n = max(8, round((flops / 2) ** (1 / 3)))
+    k = max(1, round(flops / (2 * n * n)))
+    a = jax.device_put(jnp.ones((n, k * n), jnp.float32))
+    b = jax.device_put(jnp.ones((k * n, n), jnp.float32))
+    matmul = jax.jit(jnp.matmul)
+    jax.block_until_ready(matmul(a, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a, b))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * flops / (2 * n * n * k * n)
+
+
+def time_case(case: Case, peers: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    """``{mode: {peer: median seconds}}``; peers that cannot run the case are absent."""
+    results = _time_in_process(case, [p for p in peers if p not in SUBPROCESS_PEERS], repeats)
+    for name in (p for p in peers if p in SUBPROCESS_PEERS):
+        worker = subprocess.run([sys.executable, "-m", "benchmarks", "--worker", name, json.dumps(case),
+                                 "--repeats", str(repeats)], capture_output=True, text=True)
+        lines = worker.stdout.strip().splitlines()
+        if worker.returncode != 0 or not lines:
+            print(f"{name} failed on {case.label()}:", worker.stderr[-2000:], file=sys.stderr)
+            continue
+        for mode, seconds in json.loads(lines[-1]).items():
+            results[mode][name] = seconds
+    return results
+
+
+def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    problem = case.problem()
+    runners = {}
+    for name in peers:
+        try:
+            runner = PEERS[name](problem)
+            runner.forward(), runner.train()  # compile / warm up
+            runners[name] = runner
+        except (ImportError, Unsupported):
+            continue
+    results = {}
+    for mode in MODES:
+        times = {name: [] for name in runners}
+        for _ in range(repeats):
+            for name, runner in runners.items():
+                fn = getattr(runner, mode)
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        results[mode] = {name: statistics.median(t) for name, t in times.items()}
+    return results
+
+
+def machine_info() -> dict[str, str]:
+    from importlib import metadata
+
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"CPU": cpu, "CPU cores": str(os.cpu_count()), "JAX device": str(jax.devices()[0].device_kind),
+            "JAX backend": jax.default_backend(), "Python": platform.python_version()}
+    for package in ("jax", "jaxlib", "flax", "equinox", "dm-haiku", "keras", "tf_keras", "tensorflow", "torch"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    return info
+
+
+def _ms(seconds: Optional[float]) -> str:
+    return "–" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def markdown(info, table, sweep, repeats) -> str:
+    lines = ["# jaxgru benchmark results", "", "## Machine", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += ["", f"Median of {repeats} alternating rounds after warm-up. Times in ms; "
+              "*ratio* = peer / jaxgru (above 1: jaxgru is faster). *bound* = jaxgru / "
+              "GEMM bound (the same matmul FLOPs as one large matmul).", ""]
+    for mode in MODES:
+        title = "Forward" if mode == "forward" else "Forward + backward (grad w.r.t. params and inputs)"
+        lines += [f"## {title}", ""]
+        peers = [p for p in PEERS if any(p in r[mode] for _, r, _ in table)]
+        lines.append("| case | GEMM bound | jaxgru | bound | " + " | ".join(f"{p} | ratio" for p in peers[1:]) + " |")
+        lines.append("|" + "---|" * (4 + 2 * (len(peers) - 1)))
+        for case, results, bounds in table:
+            r = results[mode]
+            ours = r.get("jaxgru")
+            cells = [case.label(), _ms(bounds[mode]), _ms(ours), f"{ours / bounds[mode]:.1f}x" if ours else "–"]
+            for p in peers[1:]:
+                cells += [_ms(r.get(p)), f"{r[p] / ours:.2f}" if p in r and ours else "–"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## T sweep (forward + backward)", "", "| T | " + " | ".join(sweep["peers"]) + " |",
+              "|" + "---|" * (1 + len(sweep["peers"]))]
+    for steps, row in zip(sweep["steps"], sweep["times"]):
+        lines.append(f"| {steps} | " + " | ".join(_ms(row.get(p)) for p in sweep["peers"]) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(table, sweep, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ratio, ax_sweep) = plt.subplots(1, 2, figsize=(14, 5.5))
+    labels = [case.label() for case, _, _ in table]
+    peers = [p for p in PEERS if p != "jaxgru" and any(p in r["train"] for _, r, _ in table)]
+    width = 0.8 / max(1, len(peers))
+    for i, peer in enumerate(peers):
+        ratios = [r["train"][peer] / r["train"]["jaxgru"] if peer in r["train"] else np.nan for _, r, _ in table]
+        ax_ratio.bar(np.arange(len(labels)) + i * width, ratios, width, label=peer)
+    ax_ratio.axhline(1.0, color="black", linewidth=0.8)
+    ax_ratio.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=60, ha="right", fontsize=7)
+    ax_ratio.set_ylabel("peer time / jaxgru time (forward + backward)")
+    ax_ratio.set_yscale("log")
+    ax_ratio.legend(fontsize=7)
+    for peer in sweep["peers"]:
+        ax_sweep.plot(sweep["steps"], [row.get(peer, np.nan) * 1e3 for row in sweep["times"]], "o-", label=peer)
+    ax_sweep.set_xlabel("T (sequence length)")
+    ax_sweep.set_ylabel("forward + backward time (ms)")
+    batch, features, units = sweep["shape"]
+    ax_sweep.set_title(f"T sweep, B={batch} D={features} U={units}: cost linear in T")
+    ax_sweep.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small shapes and few rounds (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds per case (default 7, quick 3)")
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS), metavar="PEER",
+                        help=f"peers to run (default all installed): {', '.join(PEERS)}")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="output folder")
+    parser.add_argument("--worker", nargs=2, metavar=("PEER", "CASE_JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    if args.worker:  # one peer on one case, in a fresh process; prints {mode: seconds}
+        name, case = args.worker
+        shape, reset_after, masked = json.loads(case)
+        results = _time_in_process(Case(tuple(shape), reset_after, masked), [name], repeats)
+        print(json.dumps({mode: times[name] for mode, times in results.items() if name in times}))
+        return
+    peers = ["jaxgru"] + [p for p in args.peers if p != "jaxgru"]
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    cases = [Case(s, ra, False) for s in shapes for ra in (True, False)]
+    cases += [Case(shapes[0], False, True)] + [Case(s, True, True) for s in shapes[:2]]
+
+    info = machine_info()
+    print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    table = []
+    for case in cases:
+        results = time_case(case, peers, repeats)
+        bounds = {mode: gemm_seconds(matmul_flops(case.shape, mode), repeats) for mode in MODES}
+        table.append((case, results, bounds))
+        print(case.label(), {m: {p: round(t * 1e3, 2) for p, t in r.items()} for m, r in results.items()}, flush=True)
+
+    sweep_peers = [p for p in peers if p in ("jaxgru", "jaxgru (autodiff)", "flax linen", "torch")]
+    batch, features, units = SWEEP_SHAPE if not args.quick else QUICK_SHAPES[0][:1] + QUICK_SHAPES[0][2:]
+    steps_list = QUICK_SWEEP_STEPS if args.quick else SWEEP_STEPS
+    sweep = {"peers": sweep_peers, "steps": steps_list, "shape": (batch, features, units), "times": []}
+    for steps in steps_list:
+        results = time_case(Case((batch, steps, features, units), True, False), sweep_peers, repeats)
+        sweep["times"].append(results["train"])
+        print("T sweep", steps, {p: round(t * 1e3, 2) for p, t in results["train"].items()}, flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = markdown(info, table, sweep, repeats)
+    (args.out / "benchmark_tables.md").write_text(report)
+    plot(table, sweep, args.out / "gru_benchmark.png")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The GRU recurrence with a hand-written backward pass (a `jax.custom_vjp`).
+
+`fused_scan_recurrence` computes exactly what `jaxgru.rnn.scan_recurrence` computes (same
+arguments, same forward arithmetic: both call `jaxgru.gates`) and differs only in how it
+is differentiated. Autodiff of `lax.scan` turns the per-step weight gradient into a small
+``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry at every step; here the loop does
+only what is inherently sequential:
+
+* forward: the scan of `gates.recurrent_step_with_matmuls`, keeping the states ``H``
+  ``(T, B, U)`` and the recurrent matmul outputs ``M`` ``(T, B, 3U)`` so that the
+  backward pass recomputes no matmul;
+* before the backward loop, for all steps at once: the partial derivatives of the
+  elementwise gate functions (`gates.reset_after_update`; `gates.reset_gate_inputs` and
+  `gates.candidate_update` for reset_after=False), each the `jax.vjp` of the gate function
+  with a cotangent of ones. One rule serves every activation and both conventions, and
+  the transcendental work leaves the sequential path. This assumes elementwise
+  activations (every Keras activation is; `supports` checks a custom one);
+* backward: one reverse scan whose carry is only ``dh`` ``(B, U)`` (plus, with a mask, the
+  cotangent of the carried previous output). Per step: products of ``dh`` with the
+  partials and one ``dM_t @ Uᵀ``; reset_after=False has a second matmul inside the step,
+  ``(r ⊙ h_h) U_h``, so its step is two elementwise stages around ``dQ_t @ U_hᵀ``;
+* after the loop: the weight gradients as single large matmuls over all timesteps,
+  ``dU = H_prevᵀ dM`` contracted over ``(T, B)`` (per gate on the dropout-masked states
+  with recurrent dropout; ``(r ⊙ h)ᵀ dQ`` for the reset_after=False candidate) and
+  ``db = Σ dM``.
+
+The input projection stays outside: gradients flow to the three ``(T, B, U)`` input-side
+pre-activations ``xi`` and autodiff of `gates.project_inputs` turns them into
+``dW = Xᵀ dXi`` in one matmul. Dropout masks and the step mask get zero cotangents.
+
+Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
+ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
+`jax.custom_vjp`; use ``backward="autodiff"`` for it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgru import gates
+from jaxgru.cell import GRUCell
+
+
+def supports(cell: GRUCell) -> bool:
+    """Whether the cell's activations are elementwise, which the fused backward assumes.
+
+    Every Keras activation is; a custom callable is probed once (its Jacobian at a few
+    points must be diagonal). Cells that fail are differentiated by autodiff instead.
+    """
+    return all(_is_elementwise(fn) for fn in (cell.activation_fn, cell.recurrent_activation_fn))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_elementwise(fn) -> bool:
+    with jax.ensure_compile_time_eval():
+        probe = jnp.array([-2.1, -0.7, 0.0, 0.4, 1.3, 2.9], jnp.float32)
+        jacobian = jax.jacrev(fn)(probe)
+        return jacobian.shape == (6, 6) and bool(jnp.all((jacobian == 0) | jnp.eye(6, dtype=bool)))
+
+
+def fused_scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
+                          recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
+                          zero_output_for_mask: bool, unroll: int = 1):
+    """`jaxgru.rnn.scan_recurrence` with the hand-written backward pass described above.
+
+    Args:
+      weights: recurrent kernel ``(U, 3U)`` and recurrent bias ``(3U,)`` or None.
+      h0: ``(B, U)``. xi: three ``(T, B, U)``. recurrent_masks: ``(3, B, U)`` or None.
+      step_mask: ``(T, B)`` booleans or None.
+
+    Returns:
+      ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
+      semantics, as `scan_recurrence`.
+    """
+    return _recurrence(cell, bool(zero_output_for_mask), unroll, weights, h0, gates.GateInputs(*xi),
+                       recurrent_masks, step_mask)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _recurrence(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask):
+    outputs, last_output, final_state, _, _ = _forward(cell, zero_output_for_mask, unroll, weights, h0, xi,
+                                                       recurrent_masks, step_mask, keep_residuals=False)
+    return outputs, last_output, final_state
+
+
+def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask):
+    outputs, last_output, final_state, states, matmuls = _forward(
+        cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask, keep_residuals=True)
+    residuals = (weights, h0, xi, recurrent_masks, step_mask, states, matmuls)
+    return (outputs, last_output, final_state), residuals
+
+
+def _forward(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask, keep_residuals):
+    """The scan. Returns ``(outputs, last_output, final_state, states, matmuls)``; the
+    residuals ``states`` (every step's new state, ``(T, B, U)``) and ``matmuls``
+    ``(T, B, 3U)`` (`gates.recurrent_step_with_matmuls`'s, concatenated) only with
+    ``keep_residuals``, else None."""
+
+    def step(h, xi_t):
+        h_new, m = gates.recurrent_step_with_matmuls(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
+        # one (B, 3U) array per step: XLA folds the concatenation of the split matmul output
+        return h_new, (jnp.concatenate(m, axis=-1) if keep_residuals else None)
+
+    if step_mask is None:
+        def body(h, xi_t):
+            h_new, m = step(h, xi_t)
+            return h_new, (h_new, m)
+
+        h_last, (outputs, matmuls) = lax.scan(body, h0, tuple(xi), unroll=unroll)
+        return outputs, h_last, h_last, (outputs if keep_residuals else None), matmuls
+
+    def masked_body(carry, inputs):
+        h, previous_output = carry
+        xi_t, keep = inputs
+        keep = keep[:, None]
+        h_new, m = step(h, xi_t)
+        fallback = jnp.zeros_like(h_new) if zero_output_for_mask else previous_output
+        output = jnp.where(keep, h_new, fallback)
+        h_next = jnp.where(keep, h_new, h)
+        return (h_next, output), (output, h_next if keep_residuals else None, m)
+
+    (h_last, last_output), (outputs, states, matmuls) = lax.scan(
+        masked_body, (h0, jnp.zeros_like(h0)), (tuple(xi), step_mask), unroll=unroll)
+    return outputs, last_output, h_last, states, matmuls
+
+
+def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
+    weights, h0, xi, recurrent_masks, step_mask, states, matmuls = residuals
+    matmuls = tuple(jnp.split(matmuls, 3, axis=-1))
+    d_outputs, d_last_output, d_final_state = cotangents
+    kernel, bias = weights
+    units = cell.units
+    h_prev = jnp.concatenate([h0[None], states[:-1]], axis=0)
+    # Gates whose matmul multiplies (a masked) h: all three for reset_after, z and r otherwise.
+    h_kernel = kernel[:, :(3 if cell.reset_after else 2) * units]
+    candidate_kernel = kernel[:, 2 * units:]
+
+    def back_project(dm):
+        """``∂L/∂h`` through the matmuls of ``h``: ``Σ_k mask_k ⊙ (dm_k U_kᵀ)``, one matmul
+        without masks. Returns it and ``dm`` as the loop emits it (concatenated if fused)."""
+        if recurrent_masks is None:
+            dm = jnp.concatenate(dm, axis=-1)
+            return gates.matmul(dm, h_kernel.T), dm
+        blocks = jnp.split(kernel, 3, axis=1)
+        return sum(mask * gates.matmul(d, k.T) for mask, d, k in zip(recurrent_masks, dm, blocks)), dm
+
+    # Partial derivatives of the elementwise gate stages for all steps at once (off the
+    # sequential path); the loop only multiplies cotangents by them.
+    if cell.reset_after:
+        bias_blocks = gates.recurrent_bias_blocks(cell, bias, xi.z.dtype)
+        p_xi, p_m, p_h = _partials(lambda x, m, h: gates.reset_after_update(cell, x, m, bias_blocks, h),
+                                   xi, matmuls, h_prev)
+
+        def step(dh_new, partials):
+            p_m, p_h = partials
+            dh_m, dm = back_project(tuple(dh_new * p for p in p_m))
+            return dh_new * p_h + dh_m, (dh_new, dm)
+
+        per_step = (p_m, p_h)
+    else:
+        m_z, m_r, q = matmuls
+        h_h = gates.candidate_state(h_prev, recurrent_masks)
+        (z, rh), first_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), xi.z, xi.r, m_z, m_r, h_h)
+        ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
+        p_xz, _, p_mz, _, _ = first_vjp((ones, zeros))  # z's partials
+        _, p_xr, _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
+        if recurrent_masks is not None:
+            p_hh = p_hh * recurrent_masks[2]
+        p_xh, p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), xi.h, q, z, h_prev)
+
+        def step(dh_new, partials):
+            p_q, p_z, p_mz, p_mr, p_hh, p_h = partials
+            dq = dh_new * p_q
+            d_rh = gates.matmul(dq, candidate_kernel.T)
+            dh_m, dm_zr = back_project((dh_new * p_z * p_mz, d_rh * p_mr))
+            return dh_new * p_h + d_rh * p_hh + dh_m, (dh_new, dm_zr, dq, d_rh)
+
+        per_step = (p_q, p_z, p_mz, p_mr, p_hh, p_h)
+
+    if step_mask is None:
+        def body(dh, inputs):
+            d_out, partials = inputs
+            dh, emitted = step(dh + d_out, partials)
+            return dh.astype(h0.dtype), emitted
+
+        dh0, emitted = lax.scan(body, d_last_output + d_final_state, (d_outputs, per_step),
+                                reverse=True, unroll=unroll)
+    else:
+        def masked_body(carry, inputs):
+            # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h
+            dh_next, d_carried_output = carry
+            d_out, partials, keep = inputs
+            keep = keep[:, None]
+            d_out = d_out + d_carried_output
+            zeros = jnp.zeros_like(dh_next)
+            dh, emitted = step(jnp.where(keep, dh_next + d_out, zeros), partials)
+            dh = dh + jnp.where(keep, zeros, dh_next)
+            d_previous_output = zeros if zero_output_for_mask else jnp.where(keep, zeros, d_out)
+            return (dh.astype(h0.dtype), d_previous_output), emitted
+
+        (dh0, _), emitted = lax.scan(masked_body, (d_final_state, d_last_output), (d_outputs, per_step, step_mask),
+                                     reverse=True, unroll=unroll)
+
+    if cell.reset_after:
+        d_h_new, dm = emitted
+        d_xi = tuple(d_h_new * p for p in p_xi)
+        d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm)
+    else:
+        d_h_new, dm_zr, dq, d_rh = emitted
+        d_xi = (d_h_new * p_z * p_xz, d_rh * p_xr, d_h_new * p_xh)
+        d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm_zr, (rh, dq))
+    d_bias = None
+    if bias is not None:  # only reset_after has a recurrent bias: ∂L/∂b = Σ ∂L/∂m
+        d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in ([dm] if recurrent_masks is None else dm)])
+        d_bias = d_bias.astype(bias.dtype)
+    d_weights = gates.RecurrentWeights(d_kernel, d_bias)
+    d_xi = gates.GateInputs(*(d.astype(x.dtype) for d, x in zip(d_xi, xi)))
+    return d_weights, dh0, d_xi, None, None
+
+
+def _partials(fn, *args):
+    """Elementwise partial derivatives of ``fn``'s single output w.r.t. each input, for an
+    elementwise ``fn`` (each output element depends on the same element of each input):
+    its vector-Jacobian product with ones."""
+    out, fn_vjp = jax.vjp(fn, *args)
+    return fn_vjp(jnp.ones_like(out))
+
+
+def _kernel_gradient(kernel, h_prev, recurrent_masks, dm, candidate=None):
+    """``∂L/∂U`` ``(U, 3U)``: per gate, (its matmul input over all steps)ᵀ ``dM``, each a
+    single matmul over the ``T*B`` rows; the gates that multiply ``h`` share one matmul
+    without recurrent dropout. ``candidate``: ``(r ⊙ h_h, dQ)`` for reset_after=False."""
+    acc = gates.accumulation_dtype(kernel.dtype)
+
+    def contract(a, d):  # (T, B, U)ᵀ (T, B, N) -> (U, N)
+        return jnp.einsum("tbu,tbn->un", a.astype(kernel.dtype), d, preferred_element_type=acc)
+
+    if recurrent_masks is None:
+        blocks = [contract(h_prev, dm)]
+    else:
+        blocks = [contract(h_prev * mask, d) for mask, d in zip(recurrent_masks, dm)]
+    if candidate is not None:
+        blocks.append(contract(*candidate))
+    return jnp.concatenate(blocks, axis=1).astype(kernel.dtype)
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)

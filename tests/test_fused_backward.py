@@ -1,0 +1,134 @@
+"""The fused backward pass against autodiff of the scan, and against finite differences."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxgru
+from jaxgru.fused_backward import supports
+
+B, T, D, U = 3, 6, 4, 5
+
+
+def problem(cell, dtype=jnp.float32, seed=0):
+    """Params (non-zero biases), inputs, initial state, a mask with a fully masked row and a
+    row masked at the end, and a dropout key."""
+    keys = jax.random.split(jax.random.key(seed), 5)
+    params = cell.init(keys[0], D, dtype)
+    if cell.use_bias:
+        params["bias"] = 0.3 * jax.random.normal(keys[1], params["bias"].shape, dtype)
+    x = jax.random.normal(keys[2], (B, T, D), dtype)
+    h0 = 0.5 * jax.random.normal(keys[3], (B, U), dtype)
+    mask = np.ones((B, T), bool)
+    mask[0, :] = False
+    mask[1, 1] = mask[1, -2:] = False
+    return params, x, h0, jnp.asarray(mask), keys[4]
+
+
+def loss_fn(cell, backward, **options):
+    """A scalar loss of every output and the final state, with fixed random weights."""
+    weights = jax.random.normal(jax.random.key(7), (B, T, U))
+
+    def loss(params, x, h0, mask, rng):
+        outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, rng=rng,
+                                    backward=backward, **options)
+        w = weights if outputs.ndim == 3 else weights[:, 0]
+        return jnp.sum(outputs * w) + jnp.sum(jnp.sin(final))
+
+    return loss
+
+
+def assert_same_gradients(cell, use_mask=True, **options):
+    params, x, h0, mask, rng = problem(cell)
+    mask = mask if use_mask else None
+    results = [jax.jit(jax.value_and_grad(loss_fn(cell, backward, **options), argnums=(0, 1, 2)))(
+        params, x, h0, mask, rng) for backward in ("fused", "autodiff")]
+    (value_fused, grads_fused), (value_auto, grads_auto) = results
+    np.testing.assert_allclose(value_fused, value_auto, rtol=1e-6, atol=1e-6)
+    for g_fused, g_auto in zip(jax.tree.leaves(grads_fused), jax.tree.leaves(grads_auto)):
+        assert g_fused.dtype == g_auto.dtype and g_fused.shape == g_auto.shape
+        np.testing.assert_allclose(g_fused, g_auto, rtol=1e-5, atol=1e-5)
+    assert float(jnp.max(jnp.abs(grads_fused[0]["recurrent_kernel"]))) > 0
+
+
+CELLS = [
+    dict(reset_after=True), dict(reset_after=False),
+    dict(reset_after=False, implementation=1), dict(reset_after=True, use_bias=False),
+    dict(reset_after=True, dropout=0.3, recurrent_dropout=0.4),
+    dict(reset_after=False, dropout=0.3, recurrent_dropout=0.4),
+    dict(reset_after=True, dropout=0.3, implementation=2),
+    dict(reset_after=True, activation="relu", recurrent_activation="hard_sigmoid"),
+    dict(reset_after=False, activation="gelu", recurrent_activation="swish", recurrent_dropout=0.2),
+    dict(reset_after=False, activation=None, recurrent_activation="softsign", use_bias=False),
+]
+
+
+@pytest.mark.parametrize("config", CELLS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_cell_configurations_match_autodiff(config):
+    """With a mask (a fully masked row included), an initial state and dropout in training."""
+    assert_same_gradients(jaxgru.GRUCell(U, **config), training=True)
+
+
+CALLS = [
+    dict(use_mask=False),
+    dict(zero_output_for_mask=True),
+    dict(go_backwards=True),
+    dict(return_sequences=False),
+    dict(return_sequences=False, zero_output_for_mask=True, go_backwards=True, use_mask=False),
+]
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("call", CALLS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_call_options_match_autodiff(reset_after, call):
+    assert_same_gradients(jaxgru.GRUCell(U, reset_after=reset_after), **call)
+
+
+def test_unrolled_loop_matches_autodiff():
+    assert_same_gradients(jaxgru.GRUCell(U, reset_after=False), unroll=2, zero_output_for_mask=True)
+
+
+def test_bidirectional_matches_autodiff():
+    cell = jaxgru.GRUCell(U, recurrent_dropout=0.3)
+    params_fw, x, h0, mask, rng = problem(cell)
+    params = {"forward": params_fw, "backward": problem(cell, seed=1)[0]}
+
+    def loss(backward):
+        def f(params, x):
+            outputs, (final_fw, final_bw) = jaxgru.bidirectional(
+                cell, params, x, mask=mask, initial_state=(h0, -h0), rng=rng, training=True,
+                backward=backward)
+            return jnp.sum(outputs * jnp.cos(outputs)) + jnp.sum(final_fw * final_bw)
+        return jax.jit(jax.grad(f, argnums=(0, 1)))
+
+    for g_fused, g_auto in zip(jax.tree.leaves(loss("fused")(params, x)), jax.tree.leaves(loss("autodiff")(params, x))):
+        np.testing.assert_allclose(g_fused, g_auto, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reset_after,recurrent_dropout", [(True, 0.3), (False, 0.0)])
+def test_fused_gradients_match_finite_differences_to_second_order(x64, reset_after, recurrent_dropout):
+    """float64, against finite differences; order 2 checks the gradient of the gradient
+    (reverse over reverse, through the fused backward pass)."""
+    cell = jaxgru.GRUCell(U, reset_after=reset_after, recurrent_dropout=recurrent_dropout,
+                          activation="softplus", recurrent_activation="sigmoid")
+    params, x, h0, mask, rng = problem(cell, jnp.float64)
+    loss = loss_fn(cell, "fused", training=True)
+    check_grads(jax.jit(lambda p, x, h0: loss(p, x, h0, mask, rng)), (params, x, h0), order=2, modes=["rev"])
+
+
+def test_non_elementwise_activation_falls_back_to_autodiff():
+    softmax = functools.partial(jax.nn.softmax, axis=-1)
+    cell = jaxgru.GRUCell(U, activation=softmax)
+    assert not supports(cell) and supports(jaxgru.GRUCell(U, activation="gelu"))
+    assert_same_gradients(cell)
+
+
+def test_unknown_backward_is_rejected():
+    cell = jaxgru.GRUCell(U)
+    params, x, *_ = problem(cell)
+    with pytest.raises(ValueError, match="backward"):
+        jaxgru.rnn(cell, params, x, backward="manual")
