@@ -7,7 +7,7 @@ is differentiated. Autodiff of `lax.scan` turns the per-step weight gradient int
 only what is inherently sequential:
 
 * forward: the scan of `gates.recurrent_step_with_matmuls`, keeping the states ``H``
-  ``(T, B, U)`` and the recurrent matmul outputs ``M`` ``(T, B, 3U)`` so that the
+  ``(T, B, U)`` and the recurrent matmul outputs ``M`` (three ``(T, B, U)``) so that the
   backward pass recomputes no matmul;
 * before the backward loop, for all steps at once: the partial derivatives of the
   elementwise gate functions (`gates.reset_after_update`; `gates.reset_gate_inputs` and
@@ -98,13 +98,14 @@ def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, xi, recurre
 def _forward(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask, keep_residuals):
     """The scan. Returns ``(outputs, last_output, final_state, states, matmuls)``; the
     residuals ``states`` (every step's new state, ``(T, B, U)``) and ``matmuls``
-    ``(T, B, 3U)`` (`gates.recurrent_step_with_matmuls`'s, concatenated) only with
-    ``keep_residuals``, else None."""
+    (`gates.recurrent_step_with_matmuls`'s three ``(T, B, U)``) only with
+    ``keep_residuals``, else None. Per-gate residuals rather than one ``(T, B, 3U)``
+    array: on XLA:CPU a buffer above glibc's 32 MiB mmap threshold is page-faulted anew
+    on every call."""
 
     def step(h, xi_t):
         h_new, m = gates.recurrent_step_with_matmuls(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
-        # one (B, 3U) array per step: XLA folds the concatenation of the split matmul output
-        return h_new, (jnp.concatenate(m, axis=-1) if keep_residuals else None)
+        return h_new, (m if keep_residuals else None)
 
     if step_mask is None:
         def body(h, xi_t):
@@ -131,7 +132,6 @@ def _forward(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_mask
 
 def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
     weights, h0, xi, recurrent_masks, step_mask, states, matmuls = residuals
-    matmuls = tuple(jnp.split(matmuls, 3, axis=-1))
     d_outputs, d_last_output, d_final_state = cotangents
     kernel, bias = weights
     units = cell.units
@@ -142,10 +142,9 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
 
     def back_project(dm):
         """``∂L/∂h`` through the matmuls of ``h``: ``Σ_k mask_k ⊙ (dm_k U_kᵀ)``, one matmul
-        without masks. Returns it and ``dm`` as the loop emits it (concatenated if fused)."""
+        without masks. Returns it and ``dm``."""
         if recurrent_masks is None:
-            dm = jnp.concatenate(dm, axis=-1)
-            return gates.matmul(dm, h_kernel.T), dm
+            return gates.matmul(jnp.concatenate(dm, axis=-1), h_kernel.T), dm
         blocks = jnp.split(kernel, 3, axis=1)
         return sum(mask * gates.matmul(d, k.T) for mask, d, k in zip(recurrent_masks, dm, blocks)), dm
 
@@ -216,7 +215,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
         d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm_zr, (rh, dq))
     d_bias = None
     if bias is not None:  # only reset_after has a recurrent bias: ∂L/∂b = Σ ∂L/∂m
-        d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in ([dm] if recurrent_masks is None else dm)])
+        d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in dm])
         d_bias = d_bias.astype(bias.dtype)
     d_weights = gates.RecurrentWeights(d_kernel, d_bias)
     d_xi = gates.GateInputs(*(d.astype(x.dtype) for d, x in zip(d_xi, xi)))
@@ -233,17 +232,14 @@ def _partials(fn, *args):
 
 def _kernel_gradient(kernel, h_prev, recurrent_masks, dm, candidate=None):
     """``∂L/∂U`` ``(U, 3U)``: per gate, (its matmul input over all steps)ᵀ ``dM``, each a
-    single matmul over the ``T*B`` rows; the gates that multiply ``h`` share one matmul
-    without recurrent dropout. ``candidate``: ``(r ⊙ h_h, dQ)`` for reset_after=False."""
+    single matmul over the ``T*B`` rows. ``candidate``: ``(r ⊙ h_h, dQ)`` for reset_after=False."""
     acc = gates.accumulation_dtype(kernel.dtype)
 
     def contract(a, d):  # (T, B, U)ᵀ (T, B, N) -> (U, N)
         return jnp.einsum("tbu,tbn->un", a.astype(kernel.dtype), d, preferred_element_type=acc)
 
-    if recurrent_masks is None:
-        blocks = [contract(h_prev, dm)]
-    else:
-        blocks = [contract(h_prev * mask, d) for mask, d in zip(recurrent_masks, dm)]
+    masks = (None,) * len(dm) if recurrent_masks is None else recurrent_masks
+    blocks = [contract(h_prev if mask is None else h_prev * mask, d) for mask, d in zip(masks, dm)]
     if candidate is not None:
         blocks.append(contract(*candidate))
     return jnp.concatenate(blocks, axis=1).astype(kernel.dtype)
