@@ -158,7 +158,6 @@ def haiku_runner(problem: Problem) -> Runner:
 
 
 def keras3_runner(problem: Problem) -> Runner:
-    import jax
     import keras
 
     _require(keras.backend.backend() == "jax", "Keras 3 was imported with another backend")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
@@ -14,6 +12,7 @@ import jax.numpy as jnp
 from jaxgru import activations, constraints, gates, initializers, regularizers
 from jaxgru._keras_object import KerasObject
 from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
+from jaxgru.validation import check_bool, check_floating, check_int, check_positive_int, check_rate
 
 Params = dict[str, jax.Array]
 State = Union[jax.Array, list, tuple]
@@ -21,39 +20,6 @@ State = Union[jax.Array, list, tuple]
 # Each weight and the prefix of its constructor arguments (``recurrent_initializer``, ...).
 _WEIGHT_PREFIXES = {"kernel": "kernel", "recurrent_kernel": "recurrent", "bias": "bias"}
 _IGNORED_KERAS_KEYS = ("name", "trainable", "dtype", "seed")
-
-
-def _check_int(value: Any, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument}: expected an integer, got {value!r}.")
-    return int(value)
-
-
-def _check_positive_int(value: Any, argument: str) -> int:
-    value = _check_int(value, argument)
-    if value <= 0:
-        raise ValueError(f"{argument}: expected a positive integer, got {value}.")
-    return value
-
-
-def _check_bool(value: Any, argument: str) -> bool:
-    if not isinstance(value, (bool, jnp.bool_)):
-        raise TypeError(f"{argument}: expected a bool, got {value!r}.")
-    return bool(value)
-
-
-def _check_rate(rate: Any, argument: str) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"{argument}: expected a float in [0, 1], got {rate!r}.")
-    if math.isnan(rate):
-        raise ValueError(f"{argument}: expected a float in [0, 1], got NaN.")
-    return min(1.0, max(0.0, float(rate)))  # clipped, as Keras does
-
-
-def _check_floating(value: Any, argument: str) -> None:
-    dtype = jnp.result_type(value)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"{argument}: expected a floating-point array, got dtype {dtype}.")
 
 
 def _serialize(obj: Any) -> Any:
@@ -112,7 +78,7 @@ class GRUCell:
     reset_after: bool = True
 
     def __post_init__(self):
-        checked = {"units": _check_positive_int(self.units, "units")}
+        checked = {"units": check_positive_int(self.units, "units")}
         for name in ("activation", "recurrent_activation"):
             checked[name] = activations.validate(getattr(self, name), argument=name)
         for kind, module in (("initializer", initializers), ("regularizer", regularizers),
@@ -121,10 +87,10 @@ class GRUCell:
                 name = f"{prefix}_{kind}"
                 checked[name] = module.get(getattr(self, name), argument=name)
         for name in ("use_bias", "reset_after"):
-            checked[name] = _check_bool(getattr(self, name), name)
+            checked[name] = check_bool(getattr(self, name), name)
         for name in ("dropout", "recurrent_dropout"):
-            checked[name] = _check_rate(getattr(self, name), name)
-        implementation = _check_int(self.implementation, "implementation")
+            checked[name] = check_rate(getattr(self, name), name)
+        implementation = check_int(self.implementation, "implementation")
         if implementation not in (0, 1, 2):
             raise ValueError(f"implementation: expected 0, 1 or 2, got {implementation}.")
         # Keras switches silently: implementation 2 has no recurrent dropout.
@@ -140,7 +106,7 @@ class GRUCell:
     def recurrent_activation_fn(self) -> Callable:
         return activations.get(self.recurrent_activation)
 
-    def _per_weight(self, kind: str) -> dict[str, Any]:
+    def per_weight(self, kind: str) -> dict[str, Any]:
         """``{"kernel": self.kernel_<kind>, "recurrent_kernel": ..., "bias": ...}``."""
         return {weight: getattr(self, f"{prefix}_{kind}") for weight, prefix in _WEIGHT_PREFIXES.items()}
 
@@ -159,8 +125,8 @@ class GRUCell:
         Each initializer is called on the whole weight, so fans are Keras's (glorot over
         ``(D, 3U)``, orthogonal over ``(U, 3U)``).
         """
-        shapes = self.param_shapes(_check_positive_int(input_dim, "input_dim"))
-        inits = self._per_weight("initializer")
+        shapes = self.param_shapes(check_positive_int(input_dim, "input_dim"))
+        inits = self.per_weight("initializer")
         params = {}
         for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3)):
             params[name] = jnp.asarray(inits[name](key, shape, dtype), dtype)
@@ -171,7 +137,7 @@ class GRUCell:
 
     def initial_state(self, batch_size: int, dtype=jnp.float32) -> jax.Array:
         """Zeros ``(B, U)``."""
-        return jnp.zeros((_check_positive_int(batch_size, "batch_size"), self.units), dtype)
+        return jnp.zeros((check_positive_int(batch_size, "batch_size"), self.units), dtype)
 
     # ------------------------------------------------------------------ dropout
     def dropout_masks(self, rng: jax.Array, batch_size: int, input_dim: int, training: bool = True,
@@ -182,8 +148,8 @@ class GRUCell:
         kind is None when its rate is not in (0, 1) or ``training`` is False. The two kinds
         come from independent halves of ``rng``; the same key gives the same masks.
         """
-        batch_size = _check_positive_int(batch_size, "batch_size")
-        input_dim = _check_positive_int(input_dim, "input_dim")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        input_dim = check_positive_int(input_dim, "input_dim")
         if not training:
             return DropoutMasks()
         key_in, key_rec = jax.random.split(rng)
@@ -246,7 +212,7 @@ class GRUCell:
             if tuple(jnp.shape(params[name])) != shape:
                 raise ValueError(f"params[{name!r}]: expected shape {shape} for units={self.units}, "
                                  f"input_dim={d}, got {tuple(jnp.shape(params[name]))}.")
-            _check_floating(params[name], f"params[{name!r}]")
+            check_floating(params[name], f"params[{name!r}]")
         extra = set(params) - set(expected)
         if extra:
             raise ValueError(f"params: unexpected keys {sorted(extra)} (use_bias={self.use_bias}).")
@@ -264,7 +230,7 @@ class GRUCell:
         ``training=False`` never drops, whatever ``rng`` or ``masks`` say.
         """
         h = _unpack_state(state)
-        _check_floating(h, "state")
+        check_floating(h, "state")
         x = jnp.asarray(x)
         d = self.check_params(params)
         if x.ndim < 1 or x.shape[-1] != d:
@@ -285,7 +251,7 @@ class GRUCell:
         """
         self.check_params(params)
         total = jnp.zeros((), gates.accumulation_dtype(jnp.result_type(params["kernel"])))
-        for name, reg in self._per_weight("regularizer").items():
+        for name, reg in self.per_weight("regularizer").items():
             if reg is None or name not in params:
                 continue
             value = reg(params[name])
@@ -298,7 +264,7 @@ class GRUCell:
     def constrain(self, params: Params) -> Params:
         """``params`` with each weight's constraint applied (call after an optimizer update)."""
         self.check_params(params)
-        fns = self._per_weight("constraint")
+        fns = self.per_weight("constraint")
         return {name: w if fns[name] is None else fns[name](w) for name, w in params.items()}
 
     # ------------------------------------------------------------------ config

@@ -59,7 +59,7 @@ CELL_OPTIONS = tuple(f.name for f in dataclasses.fields(FunctionalGRUCell) if f.
 
 def _declare_params(module: nn.Module, cell: FunctionalGRUCell, input_dim: int, param_dtype: Dtype) -> Params:
     """Creates (or fetches) the functional params dict as ``module``'s params."""
-    inits = cell._per_weight("initializer")  # noqa: SLF001 (the cell's Keras initializers)
+    inits = cell.per_weight("initializer")
 
     def declare(name, shape):
         return module.param(name, lambda key: jnp.asarray(inits[name](key, shape, param_dtype), param_dtype))

@@ -39,7 +39,8 @@ from flax import nnx
 from flax.nnx.module import first_from
 
 from jaxgru.cell import GRUCell as FunctionalGRUCell
-from jaxgru.cell import Params, _check_positive_int
+from jaxgru.cell import Params
+from jaxgru.validation import check_positive_int
 from jaxgru.flax import CELL_OPTIONS, _check_layer_options, _check_sequence, _draws_dropout, _promote
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
 
@@ -116,7 +117,7 @@ class _JaxgruModule(_DropoutSwitch):
                  param_dtype: Dtype, rngs: nnx.Rngs, **cell_options):
         _check_rngs(rngs)
         self.cell = FunctionalGRUCell(features, **cell_options)
-        self.in_features = _check_positive_int(in_features, "in_features")
+        self.in_features = check_positive_int(in_features, "in_features")
         self.features = self.cell.units
         self.dtype = dtype
         self.param_dtype = param_dtype

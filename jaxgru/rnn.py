@@ -152,9 +152,7 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     if features != d:
         raise ValueError(f"inputs: expected feature dimension {d} (the kernel's input_dim), got {features}.")
     step_mask = _time_major_mask(mask, batch, steps, time_major)
-    if initial_state is None:
-        h0 = cell.initial_state(batch, inputs.dtype)
-    else:
+    if initial_state is not None:
         if isinstance(initial_state, (list, tuple)) and len(initial_state) != 1:
             raise ValueError(f"initial_state: a GRU has one (B, U) state, got a sequence of {len(initial_state)}.")
         h0 = _unpack_state(initial_state)
@@ -168,6 +166,9 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         xs = xs[::-1]
         step_mask = None if step_mask is None else step_mask[::-1]
     xi = gates.project_inputs(cell, params, xs, masks.inputs)
+    if initial_state is None:
+        # zeros (B, U) in the inputs' dtype, shaped (and sharded) like one step's projection
+        h0 = jnp.zeros_like(xi.z[0], dtype=inputs.dtype)
     outputs, last_output, final_state = scan_recurrence(
         cell, gates.recurrent_weights(cell, params), h0, xi, masks.recurrent, step_mask,
         zero_output_for_mask, unroll, remat, backward)

@@ -85,7 +85,17 @@ def scenario_gradients():
     out_tm, final_tm = jax.jit(forward)(parallel.replicate(params, mesh),
                                         parallel.shard_batch(time_major, mesh, batch_dim=dims))
     ref_out, ref_final = jax.jit(forward)(params, batch)
+
+    # An Explicit-axis mesh (jax.make_mesh's default) with the default zero initial state.
+    def plain(params, x):
+        return jaxgru.rnn(CELL, params["gru"], x)
+
+    explicit = jax.make_mesh((DEVICES,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+    with jax.set_mesh(explicit):
+        x_explicit = jax.device_put(batch["x"], jax.sharding.NamedSharding(explicit, jax.sharding.PartitionSpec("data")))
+        explicit_out = jax.jit(plain)(params, x_explicit)
     return {
+        "explicit_mesh_error": max_relative(explicit_out, jax.jit(plain)(params, batch["x"])),
         "devices": jax.device_count(),
         "loss_error": max_relative(sharded[0], single[0]),
         "grad_error": max_relative(sharded[1], single[1]),

@@ -40,6 +40,7 @@ def test_loss_gradients_and_outputs_on_8_devices_equal_one_device():
     assert r["time_major_error"] < FLOAT32_TOLERANCE
     assert r["outputs_batch_sharded"]
     assert r["time_major_outputs_batch_sharded"]
+    assert r["explicit_mesh_error"] < FLOAT32_TOLERANCE
 
 
 def test_train_step_on_8_devices_keeps_batch_sharded_and_trains_as_one_device():

@@ -4,7 +4,6 @@ Every masked call uses `ROW_MASKS`: each batch row carries one padding pattern (
 left, mixed, fully masked), so one Keras call covers all of them (rows are independent).
 """
 
-import functools
 import itertools
 
 import jax

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from jaxgru.cell import GRUCell, _check_positive_int
+from jaxgru.cell import GRUCell
+from jaxgru.validation import check_positive_int
 from jaxgru.interop.keras import Params, as_numpy
 from jaxgru.interop.torch import from_torch_layout, to_torch_layout
 
@@ -45,8 +46,8 @@ def from_cudnn(flat: Any, input_dim: int, units: int) -> Params:
     Returns:
       numpy params: kernel ``(D, 3U)``, recurrent_kernel ``(U, 3U)``, bias ``(2, 3U)``.
     """
-    input_dim = _check_positive_int(input_dim, "input_dim")
-    units = _check_positive_int(units, "units")
+    input_dim = check_positive_int(input_dim, "input_dim")
+    units = check_positive_int(units, "units")
     flat = as_numpy(flat, "flat")
     expected = 3 * units * (input_dim + units + 2)
     if flat.shape != (expected,):

@@ -21,7 +21,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from jaxgru.cell import GRUCell, _check_bool, _check_int
+from jaxgru.cell import GRUCell
+from jaxgru.validation import check_bool, check_int
 from jaxgru.interop.keras import Params, as_numpy, check_against_cell, check_keras_params
 
 
@@ -69,9 +70,9 @@ def from_torch_layout(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: Opt
 
 
 def _check_index(layer: Any, reverse: Any) -> tuple[int, bool]:
-    if _check_int(layer, "layer") < 0:
+    if check_int(layer, "layer") < 0:
         raise ValueError(f"layer: expected a non-negative integer, got {layer!r}.")
-    return int(layer), _check_bool(reverse, "reverse")
+    return int(layer), check_bool(reverse, "reverse")
 
 
 def _keys(layer: int, reverse: bool) -> dict[str, str]:
