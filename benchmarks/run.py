@@ -73,7 +73,7 @@ def gemm_seconds(flops: float, repeats: int) -> float:
     import jax.numpy as jnp
 
     n = max(8, round((flops / 2) ** (1 / 3)))
-    k = max(1, round(flops / (2 * n * n)))
+    k = max(1, round(flops / (2 * n ** 3)))  # (n, k·n) @ (k·n, n): 2·k·n³ FLOPs
     a = jax.device_put(jnp.ones((n, k * n), jnp.float32))
     b = jax.device_put(jnp.ones((k * n, n), jnp.float32))
     matmul = jax.jit(jnp.matmul)
