@@ -4,9 +4,10 @@ Shapes: inputs ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), state ``(B, U)
 outputs ``(B, T, U)`` or the last output ``(B, U)``.
 
 Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
-once for all timesteps as one ``(T*B, D) @ (D, 3U)`` matmul, split into three ``(T, B, U)``
-arrays before the loop; the scan body holds only the recurrent matmul and the gate
+once for all timesteps before the loop, as one ``(T*B, D) @ (D, U)`` matmul per gate into
+three ``(T, B, U)`` arrays; the scan body holds only the recurrent matmul and the gate
 arithmetic (`jaxgru.gates.recurrent_step`). Without a mask the body does no masking work.
+By default the loop is differentiated by `jaxgru.fused_backward` (``backward="fused"``).
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
