@@ -12,6 +12,7 @@ from flax import nnx
 import jaxgru
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
+from layer_reference import expected_layer_output
 
 B, T, D, U = 3, 5, 4, 6
 X = jax.random.normal(jax.random.key(1), (B, T, D))
@@ -106,14 +107,8 @@ def test_gru_matches_rnn(options, mask, initial_state):
     randomize_params(layer, 6)
     inputs = jnp.swapaxes(X, 0, 1) if options.get("time_major") else X
     result = layer(inputs, mask=mask, initial_state=initial_state)
-    flags = ("go_backwards", "return_sequences", "time_major", "zero_output_for_mask")
-    outputs, final = jaxgru.rnn(layer.cell, layer.weights(), inputs, mask=mask, initial_state=initial_state,
-                                **{k: options.get(k, False) for k in flags})
-    if options.get("return_state"):
-        assert_close(result[0], outputs)
-        assert_close(result[1], final)
-    else:
-        assert_close(result, outputs)
+    expected = expected_layer_output(layer.cell, layer.weights(), inputs, options, mask, initial_state)
+    jax.tree.map(assert_close, result, expected)
 
 
 def test_gru_with_keras_weights_matches_tf_keras():
