@@ -1,6 +1,29 @@
 """What a Keras-style GRU layer module must return: `jaxgru.rnn` with the layer's options."""
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 import jaxgru
+
+# A small problem shared by the Flax layer tests: (B, T, D) inputs, (B, U) states, and a
+# (B, T) mask with right, left and mixed padding.
+B, T, D, U = 3, 5, 4, 6
+X = jax.random.normal(jax.random.key(1), (B, T, D))
+H0 = jax.random.normal(jax.random.key(2), (B, U))
+ROW_MASK = jnp.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]], bool)
+
+# (layer options, mask, initial_state) for "a GRU layer module equals jaxgru.rnn".
+LAYER_CASES = [
+    (dict(return_sequences=True), None, None),
+    (dict(return_state=True, go_backwards=True, reset_after=False), ROW_MASK, H0),
+    (dict(return_sequences=True, return_state=True, zero_output_for_mask=True, implementation=1), ROW_MASK, None),
+    (dict(return_sequences=True, time_major=True, use_bias=False, activation="relu"), ROW_MASK.T, H0),
+]
+
+
+def assert_close(actual, expected, atol=1e-6):
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=1e-6)
 
 LAYER_FLAGS = ("go_backwards", "return_sequences", "time_major", "zero_output_for_mask")
 

@@ -12,16 +12,8 @@ from flax import nnx
 import jaxgru
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
-from layer_reference import expected_layer_output
+from layer_reference import D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
 
-B, T, D, U = 3, 5, 4, 6
-X = jax.random.normal(jax.random.key(1), (B, T, D))
-H0 = jax.random.normal(jax.random.key(2), (B, U))
-ROW_MASK = jnp.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]], bool)
-
-
-def assert_close(actual, expected, atol=1e-6):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=1e-6)
 
 
 def randomize_params(module, seed):
@@ -96,12 +88,7 @@ def test_cell_dropout_in_nnx_rnn_uses_one_key_per_sequence():
 # ---------------------------------------------------------------------------- GRU
 
 
-@pytest.mark.parametrize("options,mask,initial_state", [
-    (dict(return_sequences=True), None, None),
-    (dict(return_state=True, go_backwards=True, reset_after=False), ROW_MASK, H0),
-    (dict(return_sequences=True, return_state=True, zero_output_for_mask=True, implementation=1), ROW_MASK, None),
-    (dict(return_sequences=True, time_major=True, use_bias=False, activation="relu"), ROW_MASK.T, H0),
-])
+@pytest.mark.parametrize("options,mask,initial_state", LAYER_CASES)
 def test_gru_matches_rnn(options, mask, initial_state):
     layer = jn.GRU(D, U, **options, rngs=nnx.Rngs(0))
     randomize_params(layer, 6)

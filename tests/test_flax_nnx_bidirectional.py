@@ -12,7 +12,8 @@ from flax import nnx
 import jaxgru
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
-from test_flax_nnx import ROW_MASK, H0, B, D, T, U, X, assert_close, randomize_params
+from layer_reference import H0, ROW_MASK, B, D, T, U, X, assert_close
+from test_flax_nnx import randomize_params
 
 LAYER_FLAGS = ("return_sequences", "return_state", "time_major")
 
