@@ -65,37 +65,42 @@ def _is_elementwise(fn) -> bool:
 
 def fused_scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
                           recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
-                          zero_output_for_mask: bool, unroll: int = 1):
+                          zero_output_for_mask: bool, unroll: int = 1, initial_output: Optional[jax.Array] = None):
     """`jaxgru.rnn.scan_recurrence` with the hand-written backward pass described above.
 
     Args:
       weights: recurrent kernel ``(U, 3U)`` and recurrent bias ``(3U,)`` or None.
       h0: ``(B, U)``. xi: three ``(T, B, U)``. recurrent_masks: ``(3, B, U)`` or None.
       step_mask: ``(T, B)`` booleans or None.
+      initial_output: ``(B, U)``, the output a masked first step repeats (zeros when None).
 
     Returns:
       ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
       semantics, as `scan_recurrence`.
     """
-    return _recurrence(cell, bool(zero_output_for_mask), unroll, weights, h0, gates.GateInputs(*xi),
-                       recurrent_masks, step_mask)
+    if initial_output is None:
+        initial_output = jnp.zeros_like(h0)
+    return _recurrence(cell, bool(zero_output_for_mask), unroll, weights, h0, initial_output,
+                       gates.GateInputs(*xi), recurrent_masks, step_mask)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _recurrence(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask):
-    outputs, last_output, final_state, _, _ = _forward(cell, zero_output_for_mask, unroll, weights, h0, xi,
-                                                       recurrent_masks, step_mask, keep_residuals=False)
+def _recurrence(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask):
+    outputs, last_output, final_state, _, _ = _forward(cell, zero_output_for_mask, unroll, weights, h0, output0,
+                                                       xi, recurrent_masks, step_mask, keep_residuals=False)
     return outputs, last_output, final_state
 
 
-def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask):
+def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask):
     outputs, last_output, final_state, states, matmuls = _forward(
-        cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask, keep_residuals=True)
+        cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
+        keep_residuals=True)
     residuals = (weights, h0, xi, recurrent_masks, step_mask, states, matmuls)
     return (outputs, last_output, final_state), residuals
 
 
-def _forward(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_masks, step_mask, keep_residuals):
+def _forward(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
+             keep_residuals):
     """The scan. Returns ``(outputs, last_output, final_state, states, matmuls)``; the
     residuals ``states`` (every step's new state, ``(T, B, U)``) and ``matmuls``
     (`gates.recurrent_step_with_matmuls`'s three ``(T, B, U)``) only with
@@ -126,7 +131,7 @@ def _forward(cell, zero_output_for_mask, unroll, weights, h0, xi, recurrent_mask
         return (h_next, output), (output, h_next if keep_residuals else None, m)
 
     (h_last, last_output), (outputs, states, matmuls) = lax.scan(
-        masked_body, (h0, jnp.zeros_like(h0)), (tuple(xi), step_mask), unroll=unroll)
+        masked_body, (h0, output0), (tuple(xi), step_mask), unroll=unroll)
     return outputs, last_output, h_last, states, matmuls
 
 
@@ -189,6 +194,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
 
         dh0, emitted = lax.scan(body, d_last_output + d_final_state, (d_outputs, per_step),
                                 reverse=True, unroll=unroll)
+        d_output0 = jnp.zeros_like(h0)  # without a mask no output is carried
     else:
         def masked_body(carry, inputs):
             # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h
@@ -202,7 +208,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
             d_previous_output = zeros if zero_output_for_mask else jnp.where(keep, zeros, d_out)
             return (dh.astype(h0.dtype), d_previous_output), emitted
 
-        (dh0, _), emitted = lax.scan(masked_body, (d_final_state, d_last_output), (d_outputs, per_step, step_mask),
+        (dh0, d_output0), emitted = lax.scan(masked_body, (d_final_state, d_last_output), (d_outputs, per_step, step_mask),
                                      reverse=True, unroll=unroll)
 
     if cell.reset_after:
@@ -219,7 +225,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
         d_bias = d_bias.astype(bias.dtype)
     d_weights = gates.RecurrentWeights(d_kernel, d_bias)
     d_xi = gates.GateInputs(*(d.astype(x.dtype) for d, x in zip(d_xi, xi)))
-    return d_weights, dh0, d_xi, None, None
+    return d_weights, dh0, d_output0.astype(h0.dtype), d_xi, None, None
 
 
 def _partials(fn, *args):

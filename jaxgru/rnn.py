@@ -4,10 +4,19 @@ Shapes: inputs ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), state ``(B, U)
 outputs ``(B, T, U)`` or the last output ``(B, U)``.
 
 Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
-once for all timesteps before the loop, as one ``(T*B, D) @ (D, U)`` matmul per gate into
-three ``(T, B, U)`` arrays; the scan body holds only the recurrent matmul and the gate
-arithmetic (`jaxgru.gates.recurrent_step`). Without a mask the body does no masking work.
-By default the loop is differentiated by `jaxgru.fused_backward` (``backward="fused"``).
+outside the loop, as one ``(T*B, D) @ (D, U)`` matmul per gate into three ``(T, B, U)``
+arrays; the scan body holds only the recurrent matmul and the gate arithmetic
+(`jaxgru.gates.recurrent_step`). Without a mask the body does no masking work. By default
+the loop is differentiated by `jaxgru.fused_backward` (``backward="fused"``).
+
+``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once. On CPU the
+default splits time into chunks of ``C`` steps, each projected right before its part of
+the loop (`_chunked_recurrence`), with ``C*B*U`` about 2^18 so that a chunk's
+``(C, B, U)`` arrays (projections, and the fused backward's residuals and partials) stay
+in cache: measured on a 2-core CPU, forward 1.35x and forward+backward 1.1x faster at
+``(B, T, D, U) = (256, 50, 128, 256)``, and 1.1x forward+backward at ``(8, 1000, 64, 256)``,
+than one projection of the whole sequence, whose ``(T*B, D)`` matmuls run out of cache.
+The results are the same either way.
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -25,9 +34,20 @@ from jax import lax
 from jaxgru import fused_backward, gates
 from jaxgru.cell import GRUCell, Params, _unpack_state
 from jaxgru.dropout import DropoutMasks
+from jaxgru.validation import check_positive_int
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 BACKWARDS = ("fused", "autodiff")
+# Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
+CPU_CHUNK_ELEMENTS = 2 ** 18
+
+
+def default_time_chunk(steps: int, batch: int, units: int) -> int:
+    """The ``time_chunk`` `rnn` uses when given None: ``T`` (one projection) on GPU/TPU;
+    on CPU the ``C`` in ``[1, T]`` with ``C*B*U`` closest below `CPU_CHUNK_ELEMENTS`."""
+    if jax.default_backend() != "cpu":
+        return steps
+    return max(1, min(steps, CPU_CHUNK_ELEMENTS // (batch * units)))
 
 
 def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Optional[jax.Array]:
@@ -47,7 +67,7 @@ def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Opt
 def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
                     recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
                     zero_output_for_mask: bool, unroll: int = 1, remat: bool = False,
-                    backward: str = "fused"):
+                    backward: str = "fused", initial_output: Optional[jax.Array] = None):
     """Runs `recurrent_step` over time.
 
     ``backward``: how the loop is differentiated (see `rnn`).
@@ -55,6 +75,8 @@ def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Arra
     Args:
       h0: ``(B, U)`` initial state. xi: three ``(T, B, U)`` input projections.
       step_mask: ``(T, B)`` booleans or None.
+      initial_output: ``(B, U)``, the output a masked first step repeats (zeros when
+        None); a later chunk of one sequence passes the previous chunk's last output.
 
     Returns:
       ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
@@ -67,7 +89,7 @@ def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Arra
         raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}.")
     if backward == "fused" and not remat and fused_backward.supports(cell):
         return fused_backward.fused_scan_recurrence(cell, weights, h0, xi, recurrent_masks, step_mask,
-                                                    zero_output_for_mask, unroll)
+                                                    zero_output_for_mask, unroll, initial_output)
 
     def step(h, xi_t):
         return gates.recurrent_step(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
@@ -92,16 +114,60 @@ def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Arra
         output = jnp.where(keep, h_new, fallback)
         return (jnp.where(keep, h_new, h), output), output
 
+    if initial_output is None:
+        initial_output = jnp.zeros_like(h0)
     (h_last, last_output), outputs = lax.scan(
-        masked_body, (h0, jnp.zeros_like(h0)), (tuple(xi), step_mask), unroll=unroll)
+        masked_body, (h0, initial_output), (tuple(xi), step_mask), unroll=unroll)
     return outputs, last_output, h_last
+
+
+def _chunked_recurrence(cell: GRUCell, params: Params, xs: jax.Array, h0: jax.Array, masks: DropoutMasks,
+                        step_mask: Optional[jax.Array], chunk: int, **scan_options):
+    """Projects and runs the sequence ``xs`` ``(T, B, D)`` in chunks of ``chunk`` steps.
+
+    Each chunk's input projection (three ``(C*B, D) @ (D, U)`` matmuls) runs right before
+    its part of the recurrence, inside an outer `lax.scan` over the chunks; the state and
+    the last output are carried across chunk boundaries, so the result equals one
+    projection of all ``T`` steps followed by one scan. ``chunk >= T`` is exactly that.
+    A last, shorter chunk takes the ``T mod C`` remaining steps.
+
+    Returns ``(outputs (T, B, U), last_output (B, U), final_state (B, U))``.
+    """
+    weights = gates.recurrent_weights(cell, params)
+
+    def run(carry, chunk_inputs):
+        h, output = carry
+        x, step_mask = chunk_inputs
+        xi = gates.project_inputs(cell, params, x, masks.inputs)
+        outputs, last_output, h = scan_recurrence(cell, weights, h, xi, masks.recurrent, step_mask,
+                                                  initial_output=output, **scan_options)
+        return (h, last_output), outputs
+
+    steps, batch = xs.shape[:2]
+    chunk = min(chunk, steps)
+    count, rest = divmod(steps, chunk)
+    head = count * chunk
+    carry = (h0, jnp.zeros_like(h0))
+    if count == 1:
+        carry, outputs = run(carry, (xs[:head], None if step_mask is None else step_mask[:head]))
+    else:
+        def split(a):
+            return None if a is None else a[:head].reshape(count, chunk, *a.shape[1:])
+
+        carry, outputs = lax.scan(run, carry, (split(xs), split(step_mask)))
+        outputs = outputs.reshape(head, *outputs.shape[2:])
+    if rest:
+        carry, tail = run(carry, (xs[head:], None if step_mask is None else step_mask[head:]))
+        outputs = jnp.concatenate([outputs, tail])
+    (final_state, last_output) = carry
+    return outputs, last_output, final_state
 
 
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
         mask: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
         zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
-        masks: Optional[DropoutMasks] = None, backward: str = "fused"):
+        masks: Optional[DropoutMasks] = None, backward: str = "fused", time_chunk: Optional[int] = None):
     """Keras's ``GRU(return_state=True)`` as a pure function.
 
     Args:
@@ -131,6 +197,10 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         matmuls after the loop), used when the activations are elementwise (all Keras
         activations are), else autodiff; "autodiff": JAX's autodiff of the scan, which
         also supports forward mode (`jax.jvp`). Both give the same values and gradients.
+      time_chunk: project the inputs ``time_chunk`` steps at a time, each chunk right
+        before its part of the loop (a positive int; ``>= T`` projects all steps at
+        once); None: `default_time_chunk` (all steps on GPU/TPU, cache-sized chunks on
+        CPU). Changes speed and memory locality only, never the results.
 
     Returns:
       ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
@@ -162,17 +232,19 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         if not jnp.issubdtype(h0.dtype, jnp.floating):
             raise TypeError(f"initial_state: expected a floating dtype, got {h0.dtype}.")
 
+    if time_chunk is None:
+        time_chunk = default_time_chunk(steps, batch, cell.units)
+    time_chunk = check_positive_int(time_chunk, "time_chunk")
     masks = cell.resolve_masks(rng, masks, training, (batch,), d, inputs.dtype)
     if go_backwards:
         xs = xs[::-1]
         step_mask = None if step_mask is None else step_mask[::-1]
-    xi = gates.project_inputs(cell, params, xs, masks.inputs)
     if initial_state is None:
-        # zeros (B, U) in the inputs' dtype, shaped (and sharded) like one step's projection
-        h0 = jnp.zeros_like(xi.z[0], dtype=inputs.dtype)
-    outputs, last_output, final_state = scan_recurrence(
-        cell, gates.recurrent_weights(cell, params), h0, xi, masks.recurrent, step_mask,
-        zero_output_for_mask, unroll, remat, backward)
+        # zeros (B, U) in the inputs' dtype, sharded along B like the inputs
+        h0 = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1]), (batch, cell.units))
+    outputs, last_output, final_state = _chunked_recurrence(
+        cell, params, xs, h0, masks, step_mask, time_chunk, zero_output_for_mask=zero_output_for_mask,
+        unroll=unroll, remat=remat, backward=backward)
     if not return_sequences:
         return last_output, final_state
     return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_state
@@ -194,7 +266,8 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
                   merge_mode: Optional[str] = "concat", mask: Optional[jax.Array] = None,
                   initial_state: Optional[Sequence[jax.Array]] = None, rng: Optional[jax.Array] = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
-                  unroll: int = 1, remat: bool = False, backward: str = "fused"):
+                  unroll: int = 1, remat: bool = False, backward: str = "fused",
+                  time_chunk: Optional[int] = None):
     """Keras's ``Bidirectional(GRU(return_state=True), merge_mode)`` as a pure function.
 
     Args:
@@ -244,7 +317,7 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
     keys = (None, None) if rng is None else tuple(jax.random.split(rng))
     common = dict(mask=mask, training=training, return_sequences=return_sequences, time_major=time_major,
                   zero_output_for_mask=return_sequences, unroll=unroll, remat=remat,
-                  backward=backward)
+                  backward=backward, time_chunk=time_chunk)
     out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=initial_state[0], rng=keys[0],
                            go_backwards=False, **common)
     out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=initial_state[1], rng=keys[1],

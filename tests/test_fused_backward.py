@@ -88,6 +88,24 @@ def test_call_options_match_autodiff(reset_after, call):
     assert_same_gradients(jaxgru.GRUCell(U, reset_after=reset_after), **call)
 
 
+@pytest.mark.parametrize("time_chunk", [1, 4])
+@pytest.mark.parametrize("config", [CELLS[4], CELLS[5]], ids=["reset_after", "reset_before"])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_time_chunks_match_one_projection(config, time_chunk, zero_output_for_mask):
+    """Chunked projection (T = 6: chunks of 1, or 4 and a remainder of 2), both backward
+    passes, against one projection of all steps differentiated by autodiff: state, carried
+    output and their cotangents cross the chunk boundaries."""
+    cell = jaxgru.GRUCell(U, **config)
+    assert_same_gradients(cell, time_chunk=time_chunk, zero_output_for_mask=zero_output_for_mask, training=True)
+    args = problem(cell)
+    reference = jax.value_and_grad(loss_fn(cell, "autodiff", time_chunk=T, training=True,
+                                           zero_output_for_mask=zero_output_for_mask), argnums=(0, 1, 2))(*args)
+    chunked = jax.value_and_grad(loss_fn(cell, "fused", time_chunk=time_chunk, training=True,
+                                         zero_output_for_mask=zero_output_for_mask), argnums=(0, 1, 2))(*args)
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_unrolled_loop_matches_autodiff():
     assert_same_gradients(jaxgru.GRUCell(U, reset_after=False), unroll=2, zero_output_for_mask=True)
 

@@ -35,6 +35,8 @@ def traced(fn, *args, **kwargs):
         (X, {"mask": jnp.ones((B,), bool)}, ValueError, "mask: expected shape"),
         (X, {"mask": jnp.ones((B, T), jnp.float32)}, ValueError, "mask: expected booleans.*float32"),
         (X, {"mask": np.ones((B, T), np.float64)}, ValueError, "mask: expected booleans"),
+        (X, {"time_chunk": 0}, ValueError, "time_chunk: expected a positive integer, got 0"),
+        (X, {"time_chunk": 2.0}, TypeError, "time_chunk: expected an integer"),
     ],
 )
 def test_bad_inputs_and_masks(runner, inputs, kwargs, error, match):

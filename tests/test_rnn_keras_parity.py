@@ -72,10 +72,12 @@ def check_gru(layer_options, masks=(None, ROW_MASKS), initial_states=(None, H0),
     (sharing one random weight set), over ``masks`` x ``initial_states``."""
     calls, expected = [], []
     for options in layer_options:
+        options = dict(options)
+        time_chunk = options.pop("time_chunk", None)  # jaxgru's only
         layer = keras_gru(scale=scale, **options)
         static = dict(cell=jax_cell(options), go_backwards=options.get("go_backwards", False),
                       return_sequences=options.get("return_sequences", False),
-                      zero_output_for_mask=options.get("zero_output_for_mask", False))
+                      zero_output_for_mask=options.get("zero_output_for_mask", False), time_chunk=time_chunk)
         for mask, h0 in itertools.product(masks, initial_states):
             calls.append((static, dict(mask=mask, initial_state=h0)))
             expected.append(keras_call(layer, mask, None if h0 is None else [h0]))
@@ -94,6 +96,17 @@ def test_gru_layer_matches_keras(reset_after, go_backwards):
     check_gru([dict(reset_after=reset_after, go_backwards=go_backwards, return_sequences=return_sequences,
                     zero_output_for_mask=zero_output_for_mask)
                for return_sequences, zero_output_for_mask in itertools.product([True, False], [True, False])])
+
+
+@pytest.mark.parametrize("time_chunk", [1, 2, 4])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_time_chunked_projection_matches_keras(reset_after, time_chunk):
+    # T = 6: chunks of 1 and 2 divide it, chunks of 4 leave a remainder of 2; masked steps
+    # and carried outputs cross the chunk boundaries
+    check_gru([dict(reset_after=reset_after, go_backwards=go_backwards, return_sequences=return_sequences,
+                    zero_output_for_mask=not go_backwards, time_chunk=time_chunk)
+               for go_backwards, return_sequences in itertools.product([False, True], [True, False])],
+              initial_states=(H0,))
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
