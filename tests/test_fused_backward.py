@@ -10,6 +10,7 @@ from jax.test_util import check_grads
 
 import jaxgru
 from jaxgru.fused_backward import supports
+from jaxgru.rnn import default_time_chunk
 
 B, T, D, U = 3, 6, 4, 5
 
@@ -104,6 +105,26 @@ def test_time_chunks_match_one_projection(config, time_chunk, zero_output_for_ma
                                          zero_output_for_mask=zero_output_for_mask), argnums=(0, 1, 2))(*args)
     for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(reference)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_default_time_chunks_on_cpu_match_one_projection():
+    """At a batch and width where the CPU default chunks a sequence (C*B*U <= 2^18; here
+    T = 9 runs as 4 + 4 + 1 steps), outputs and gradients equal one projection's."""
+    batch, steps, units = 256, 9, 256
+    assert jax.default_backend() == "cpu" and default_time_chunk(steps, batch, units) == 4
+    cell = jaxgru.GRUCell(units)
+    params = cell.init(jax.random.key(0), 2)
+    x = jax.random.normal(jax.random.key(1), (batch, steps, 2))
+
+    def loss(params, x, **options):
+        outputs, final = jaxgru.rnn(cell, params, x, **options)
+        return jnp.sum(jnp.sin(outputs)) + jnp.sum(final ** 2)
+
+    chunked = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+    whole = jax.jit(jax.value_and_grad(functools.partial(loss, time_chunk=steps), argnums=(0, 1)))(params, x)
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
+        # kernel gradients sum T*B = 2304 rows, in chunks or at once: float32 rounding
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
 def test_unrolled_loop_matches_autodiff():
