@@ -26,7 +26,9 @@ only what is inherently sequential:
 
 The input projection stays outside: gradients flow to the three ``(T, B, U)`` input-side
 pre-activations ``xi`` and autodiff of `gates.project_inputs` turns them into
-``dW = Xᵀ dXi`` in one matmul. Dropout masks and the step mask get zero cotangents.
+``dW = Xᵀ dXi`` in one matmul. Every gate adds ``xi`` to a recurrent term, so ``dXi``
+is the loop's ``dM`` for z and r (and ``dQ`` for the reset_after=False candidate): the
+backward pass computes no separate input-side partials for them. Dropout masks and the step mask get zero cotangents.
 
 Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
 ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
@@ -171,18 +173,18 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
         h_h = gates.candidate_state(h_prev, recurrent_masks)
         (z, rh), first_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), xi.z, xi.r, m_z, m_r, h_h)
         ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
-        p_xz, _, p_mz, _, _ = first_vjp((ones, zeros))  # z's partials
-        _, p_xr, _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
+        p_mz = first_vjp((ones, zeros))[2]  # z's partial
+        _, _, _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
         if recurrent_masks is not None:
             p_hh = p_hh * recurrent_masks[2]
-        p_xh, p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), xi.h, q, z, h_prev)
+        _, p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), xi.h, q, z, h_prev)
 
         def step(dh_new, partials):
             p_q, p_z, p_mz, p_mr, p_hh, p_h = partials
             dq = dh_new * p_q
             d_rh = gates.matmul(dq, candidate_kernel.T)
             dh_m, dm_zr = back_project((dh_new * p_z * p_mz, d_rh * p_mr))
-            return dh_new * p_h + d_rh * p_hh + dh_m, (dh_new, dm_zr, dq, d_rh)
+            return dh_new * p_h + d_rh * p_hh + dh_m, (dm_zr, dq)
 
         per_step = (p_q, p_z, p_mz, p_mr, p_hh, p_h)
 
@@ -211,13 +213,15 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
         (dh0, d_output0), emitted = lax.scan(masked_body, (d_final_state, d_last_output), (d_outputs, per_step, step_mask),
                                      reverse=True, unroll=unroll)
 
+    # The z and r pre-activations are sums xi + m (+ b), so ∂L/∂xi = ∂L/∂m for them; so is
+    # the reset_after=False candidate's ∂L/∂xi_h = ∂L/∂q.
     if cell.reset_after:
         d_h_new, dm = emitted
-        d_xi = tuple(d_h_new * p for p in p_xi)
+        d_xi = (dm[0], dm[1], d_h_new * p_xi[2])
         d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm)
     else:
-        d_h_new, dm_zr, dq, d_rh = emitted
-        d_xi = (d_h_new * p_z * p_xz, d_rh * p_xr, d_h_new * p_xh)
+        dm_zr, dq = emitted
+        d_xi = (*dm_zr, dq)
         d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm_zr, (rh, dq))
     d_bias = None
     if bias is not None:  # only reset_after has a recurrent bias: ∂L/∂b = Σ ∂L/∂m
