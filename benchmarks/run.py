@@ -7,7 +7,8 @@
 For each case (shape, convention, mask) and mode (forward, forward+backward), every peer
 is built and compiled/warmed up first; then the peers run in turns, round after round
 (so that load changes on the machine hit all of them alike), and each peer's time is the
-median over rounds. Ratios are peer time / jaxgru time (above 1: jaxgru is faster).
+median over rounds of its time per call (a round times back-to-back calls lasting at least
+`MIN_SAMPLE_SECONDS`, so sub-millisecond calls are not timed one by one). Ratios are peer time / jaxgru time (above 1: jaxgru is faster).
 The GEMM bound is the time the case's total matmul FLOPs take as one large matmul on the
 same device; jaxgru / bound says how far from the hardware's matmul limit jaxgru runs.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from benchmarks.peers import PEERS, Problem, Unsupported
 SUBPROCESS_PEERS = ("tf_keras", "torch")
 
 MODES = ("forward", "train")
+MIN_SAMPLE_SECONDS = 0.02  # one timing sample: back-to-back calls lasting at least this
 SHAPES = [(32, 100, 64, 128), (256, 50, 128, 256), (1, 500, 32, 64), (8, 1000, 64, 256)]
 SWEEP_STEPS = [25, 50, 100, 200, 400]
 SWEEP_SHAPE = (32, 64, 128)  # (B, D, U) of the T sweep
@@ -77,12 +80,13 @@ def gemm_seconds(flops: float, repeats: int) -> float:
     a = jax.device_put(jnp.ones((n, k * n), jnp.float32))
     b = jax.device_put(jnp.ones((k * n, n), jnp.float32))
     matmul = jax.jit(jnp.matmul)
-    jax.block_until_ready(matmul(a, b))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run():
         jax.block_until_ready(matmul(a, b))
-        times.append(time.perf_counter() - start)
+
+    run()
+    calls = _calls_per_sample(run)
+    times = [_sample(run, calls) for _ in range(repeats)]
     return statistics.median(times) * flops / (2 * n * n * k * n)
 
 
@@ -113,15 +117,30 @@ def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, di
             continue
     results = {}
     for mode in MODES:
+        calls = {name: _calls_per_sample(getattr(runner, mode)) for name, runner in runners.items()}
         times = {name: [] for name in runners}
         for _ in range(repeats):
             for name, runner in runners.items():
-                fn = getattr(runner, mode)
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(_sample(getattr(runner, mode), calls[name]))
         results[mode] = {name: statistics.median(t) for name, t in times.items()}
     return results
+
+
+def _calls_per_sample(fn: Callable[[], None]) -> int:
+    """How many back-to-back calls of ``fn`` make one sample of at least
+    `MIN_SAMPLE_SECONDS` (timeit's autorange idea): a sub-millisecond call timed alone is
+    mostly timer and scheduler noise."""
+    start = time.perf_counter()
+    fn()
+    return max(1, math.ceil(MIN_SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
+
+
+def _sample(fn: Callable[[], None], calls: int) -> float:
+    """Seconds per call of ``fn``, averaged over ``calls`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 def machine_info() -> dict[str, str]:
@@ -152,7 +171,8 @@ def _ms(seconds: Optional[float]) -> str:
 def markdown(info, table, sweep, repeats) -> str:
     lines = ["# jaxgru benchmark results", "", "## Machine", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += ["", f"Median of {repeats} alternating rounds after warm-up. Times in ms; "
+    lines += ["", f"Median of {repeats} alternating rounds after warm-up (a round times back-to-back "
+              f"calls lasting at least {MIN_SAMPLE_SECONDS * 1e3:.0f} ms). Times in ms per call; "
               "*ratio* = peer / jaxgru (above 1: jaxgru is faster). *bound* = jaxgru / "
               "GEMM bound (the same matmul FLOPs as one large matmul).", ""]
     for mode in MODES:
