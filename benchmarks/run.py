@@ -2,13 +2,14 @@
 
     python -m benchmarks                 # the full run (several minutes on a small CPU)
     python -m benchmarks --quick         # a smoke run: small shapes, few repetitions
-    python -m benchmarks --out results/  # where RESULTS.md and gru_benchmark.png go
+    python -m benchmarks --out results/  # where benchmark_tables.md and gru_benchmark.png go
 
 For each case (shape, convention, mask) and mode (forward, forward+backward), every peer
 is built and compiled/warmed up first; then the peers run in turns, round after round
 (so that load changes on the machine hit all of them alike), and each peer's time is the
 median over rounds of its time per call (a round times back-to-back calls lasting at least
-`MIN_SAMPLE_SECONDS`, so sub-millisecond calls are not timed one by one). Ratios are peer time / jaxgru time (above 1: jaxgru is faster).
+`MIN_SAMPLE_SECONDS`, so sub-millisecond calls are not timed one by one). Ratios are peer
+time / jaxgru time (above 1: jaxgru is faster).
 The GEMM bound is the time the case's total matmul FLOPs take as one large matmul on the
 same device; jaxgru / bound says how far from the hardware's matmul limit jaxgru runs.
 """

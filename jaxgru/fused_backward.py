@@ -28,7 +28,8 @@ The input projection stays outside: gradients flow to the three ``(T, B, U)`` in
 pre-activations ``xi`` and autodiff of `gates.project_inputs` turns them into
 ``dW = Xᵀ dXi`` in one matmul. Every gate adds ``xi`` to a recurrent term, so ``dXi``
 is the loop's ``dM`` for z and r (and ``dQ`` for the reset_after=False candidate): the
-backward pass computes no separate input-side partials for them. Dropout masks and the step mask get zero cotangents.
+backward pass computes no separate input-side partials for them. Dropout masks and the
+step mask get zero cotangents.
 
 Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
 ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
@@ -210,8 +211,8 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
             d_previous_output = zeros if zero_output_for_mask else jnp.where(keep, zeros, d_out)
             return (dh.astype(h0.dtype), d_previous_output), emitted
 
-        (dh0, d_output0), emitted = lax.scan(masked_body, (d_final_state, d_last_output), (d_outputs, per_step, step_mask),
-                                     reverse=True, unroll=unroll)
+        (dh0, d_output0), emitted = lax.scan(masked_body, (d_final_state, d_last_output),
+                                             (d_outputs, per_step, step_mask), reverse=True, unroll=unroll)
 
     # The z and r pre-activations are sums xi + m (+ b), so ∂L/∂xi = ∂L/∂m for them; so is
     # the reset_after=False candidate's ∂L/∂xi_h = ∂L/∂q.
