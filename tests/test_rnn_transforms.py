@@ -34,31 +34,34 @@ def trees_close(actual, expected, atol=1e-6):
     jax.tree.map(functools.partial(assert_close, atol=atol), actual, expected)
 
 
-# ---------------------------------------------------------------------------- layouts, unroll, jit
+# ---------------------------------------------------------------- layouts, unroll, time chunks, jit
 @pytest.mark.parametrize("cell", CELLS, ids=["reset_after", "reset_before"])
-def test_time_major_unroll_and_jit_equal_the_default(cell):
+def test_time_major_unroll_time_chunks_and_jit_equal_the_default(cell):
     params = params_for(cell)
     cases = list(itertools.product([None, MASK], [False, True], [False, True]))  # mask, go_backwards, return_sequences
 
-    def run(params, x, mask, go_backwards, return_sequences, time_major=False, unroll=1):
+    def run(params, x, mask, go_backwards, return_sequences, time_major=False, **options):
         if time_major:
             x = x.swapaxes(0, 1)
             mask = None if mask is None else mask.T
         outputs, state = jaxgru.rnn(cell, params, x, mask=mask, initial_state=H0, go_backwards=go_backwards,
-                                    return_sequences=return_sequences, time_major=time_major, unroll=unroll,
-                                    zero_output_for_mask=go_backwards)
+                                    return_sequences=return_sequences, time_major=time_major,
+                                    zero_output_for_mask=go_backwards, **options)
         if time_major and return_sequences:
             outputs = outputs.swapaxes(0, 1)
         return outputs, state
 
+    variants = {"time_major": dict(time_major=True), "unroll=3": dict(unroll=3), "unroll=T": dict(unroll=T),
+                "time_chunk=2": dict(time_chunk=2),  # T = 5: two chunks and a remainder
+                "time_chunk=1": dict(time_chunk=1), "time_chunk=2,time_major": dict(time_chunk=2, time_major=True)}
+
     @jax.jit  # one program for every variant: one compile
     def run_all(params, x):
         return {variant: [run(params, x, *case, **options) for case in cases]
-                for variant, options in [("default", {}), ("time_major", dict(time_major=True)),
-                                         ("unroll=3", dict(unroll=3)), ("unroll=T", dict(unroll=T))]}
+                for variant, options in [("default", {}), *variants.items()]}
 
     results = run_all(params, X)
-    for variant in ("time_major", "unroll=3", "unroll=T"):
+    for variant in variants:
         trees_close(results[variant], results["default"])
     # without jit
     trees_close(run(params, X, MASK, True, True), results["default"][-1])  # the last case
