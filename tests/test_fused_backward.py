@@ -127,6 +127,13 @@ def test_default_time_chunks_on_cpu_match_one_projection():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
+def test_default_time_chunk_projects_all_steps_on_accelerators_and_short_sequences(monkeypatch):
+    assert default_time_chunk(100, 32, 128) == 100  # 2^18 // (32*128) = 64: fewer than two chunks
+    assert default_time_chunk(200, 32, 128) == 64
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert default_time_chunk(50, 256, 256) == 50
+
+
 def test_unrolled_loop_matches_autodiff():
     assert_same_gradients(jaxgru.GRUCell(U, reset_after=False), unroll=2, zero_output_for_mask=True)
 
