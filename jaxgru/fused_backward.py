@@ -6,11 +6,14 @@ is differentiated. Autodiff of `lax.scan` turns the per-step weight gradient int
 ``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry at every step; here the loop does
 only what is inherently sequential:
 
-* forward: the scan of `gates.recurrent_step_with_matmuls`, keeping the states ``H``
-  ``(T, B, U)`` and the recurrent matmul outputs ``M`` (three ``(T, B, U)``) so that the
-  backward pass recomputes no matmul;
+* forward: the scan of `gates.recurrent_step_with_preactivations`, keeping the states
+  ``H`` ``(T, B, U)`` and three ``(T, B, U)`` gate terms: the pre-activations of z and r
+  (input side, recurrent matmul and bias summed) and the candidate's recurrent term
+  (reset_after, whose candidate also needs ``xi_h``) or its pre-activation (otherwise).
+  The backward pass recomputes no matmul, and keeps 4 (reset_after) or 3 sequence
+  arrays besides ``H`` where input sides and matmul outputs apart would be 6;
 * before the backward loop, for all steps at once: the partial derivatives of the
-  elementwise gate functions (`gates.reset_after_update`; `gates.reset_gate_inputs` and
+  elementwise gate functions (`gates.reset_after_gates`; `gates.reset_gate_inputs` and
   `gates.candidate_update` for reset_after=False), each the `jax.vjp` of the gate function
   with a cotangent of ones. One rule serves every activation and both conventions, and
   the transcendental work leaves the sequential path. This assumes elementwise
@@ -95,51 +98,54 @@ def _recurrence(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, re
 
 
 def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask):
-    outputs, last_output, final_state, states, matmuls = _forward(
+    outputs, last_output, final_state, states, terms = _forward(
         cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
         keep_residuals=True)
-    residuals = (weights, h0, xi, recurrent_masks, step_mask, states, matmuls)
+    # reset_after's candidate keeps its input side separate (hh = φ(xi_h + r ⊙ c_h))
+    xi_h = xi.h if cell.reset_after else None
+    residuals = (weights, h0, xi_h, recurrent_masks, step_mask, states, terms)
     return (outputs, last_output, final_state), residuals
 
 
 def _forward(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
              keep_residuals):
-    """The scan. Returns ``(outputs, last_output, final_state, states, matmuls)``; the
-    residuals ``states`` (every step's new state, ``(T, B, U)``) and ``matmuls``
-    (`gates.recurrent_step_with_matmuls`'s three ``(T, B, U)``) only with
+    """The scan. Returns ``(outputs, last_output, final_state, states, terms)``; the
+    residuals ``states`` (every step's new state, ``(T, B, U)``) and ``terms``
+    (`gates.recurrent_step_with_preactivations`'s three ``(T, B, U)``) only with
     ``keep_residuals``, else None. Per-gate residuals rather than one ``(T, B, 3U)``
     array: on XLA:CPU a buffer above glibc's 32 MiB mmap threshold is page-faulted anew
     on every call."""
 
     def step(h, xi_t):
-        h_new, m = gates.recurrent_step_with_matmuls(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
-        return h_new, (m if keep_residuals else None)
+        h_new, terms = gates.recurrent_step_with_preactivations(cell, weights, h, gates.GateInputs(*xi_t),
+                                                                   recurrent_masks)
+        return h_new, (terms if keep_residuals else None)
 
     if step_mask is None:
         def body(h, xi_t):
-            h_new, m = step(h, xi_t)
-            return h_new, (h_new, m)
+            h_new, terms = step(h, xi_t)
+            return h_new, (h_new, terms)
 
-        h_last, (outputs, matmuls) = lax.scan(body, h0, tuple(xi), unroll=unroll)
-        return outputs, h_last, h_last, (outputs if keep_residuals else None), matmuls
+        h_last, (outputs, terms) = lax.scan(body, h0, tuple(xi), unroll=unroll)
+        return outputs, h_last, h_last, (outputs if keep_residuals else None), terms
 
     def masked_body(carry, inputs):
         h, previous_output = carry
         xi_t, keep = inputs
         keep = keep[:, None]
-        h_new, m = step(h, xi_t)
+        h_new, terms = step(h, xi_t)
         fallback = jnp.zeros_like(h_new) if zero_output_for_mask else previous_output
         output = jnp.where(keep, h_new, fallback)
         h_next = jnp.where(keep, h_new, h)
-        return (h_next, output), (output, h_next if keep_residuals else None, m)
+        return (h_next, output), (output, h_next if keep_residuals else None, terms)
 
-    (h_last, last_output), (outputs, states, matmuls) = lax.scan(
+    (h_last, last_output), (outputs, states, terms) = lax.scan(
         masked_body, (h0, output0), (tuple(xi), step_mask), unroll=unroll)
-    return outputs, last_output, h_last, states, matmuls
+    return outputs, last_output, h_last, states, terms
 
 
 def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
-    weights, h0, xi, recurrent_masks, step_mask, states, matmuls = residuals
+    weights, h0, xi_h, recurrent_masks, step_mask, states, terms = residuals
     d_outputs, d_last_output, d_final_state = cotangents
     kernel, bias = weights
     units = cell.units
@@ -159,26 +165,26 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
     # Partial derivatives of the elementwise gate stages for all steps at once (off the
     # sequential path); the loop only multiplies cotangents by them.
     if cell.reset_after:
-        bias_blocks = gates.recurrent_bias_blocks(cell, bias, xi.z.dtype)
-        p_xi, p_m, p_h = _partials(lambda x, m, h: gates.reset_after_update(cell, x, m, bias_blocks, h),
-                                   xi, matmuls, h_prev)
+        a_z, a_r, c_h = terms
+        p_z, p_r, p_xi_h, p_c, p_h = _partials(functools.partial(gates.reset_after_gates, cell),
+                                               a_z, a_r, xi_h, c_h, h_prev)
 
         def step(dh_new, partials):
             p_m, p_h = partials
             dh_m, dm = back_project(tuple(dh_new * p for p in p_m))
             return dh_new * p_h + dh_m, (dh_new, dm)
 
-        per_step = (p_m, p_h)
+        per_step = ((p_z, p_r, p_c), p_h)
     else:
-        m_z, m_r, q = matmuls
+        a_z, a_r, a_h = terms
         h_h = gates.candidate_state(h_prev, recurrent_masks)
-        (z, rh), first_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), xi.z, xi.r, m_z, m_r, h_h)
+        (z, rh), first_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), a_z, a_r, h_h)
         ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
-        p_mz = first_vjp((ones, zeros))[2]  # z's partial
-        _, _, _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
+        p_mz = first_vjp((ones, zeros))[0]  # z's partial
+        _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
         if recurrent_masks is not None:
             p_hh = p_hh * recurrent_masks[2]
-        _, p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), xi.h, q, z, h_prev)
+        p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), a_h, z, h_prev)
 
         def step(dh_new, partials):
             p_q, p_z, p_mz, p_mr, p_hh, p_h = partials
@@ -218,7 +224,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
     # the reset_after=False candidate's ∂L/∂xi_h = ∂L/∂q.
     if cell.reset_after:
         d_h_new, dm = emitted
-        d_xi = (dm[0], dm[1], d_h_new * p_xi[2])
+        d_xi = (dm[0], dm[1], d_h_new * p_xi_h)
         d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm)
     else:
         dm_zr, dq = emitted
@@ -229,7 +235,7 @@ def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
         d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in dm])
         d_bias = d_bias.astype(bias.dtype)
     d_weights = gates.RecurrentWeights(d_kernel, d_bias)
-    d_xi = gates.GateInputs(*(d.astype(x.dtype) for d, x in zip(d_xi, xi)))
+    d_xi = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
     return d_weights, dh0, d_output0.astype(h0.dtype), d_xi, None, None
 
 

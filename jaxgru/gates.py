@@ -109,23 +109,30 @@ def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
     return GateInputs(*parts)
 
 
-def recurrent_step_with_matmuls(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
-                                recurrent_masks: Optional[jax.Array] = None
-                                ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
-    """`recurrent_step`, also returning its three recurrent matmul outputs ``(B, U)``.
+def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
+                                      recurrent_masks: Optional[jax.Array] = None
+                                      ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    """`recurrent_step`, also returning the three ``(B, U)`` gate terms a backward pass needs
+    besides ``h`` and ``xi`` (no matmul has to be recomputed from them):
 
-    ``(m_z, m_r, m_h)``: reset_after ``(h_z U_z, h_r U_r, h_h U_h)``; otherwise
-    ``(h_z U_z, h_r U_r, (r ⊙ h_h) U_h)``, with ``h_k`` the (masked) state. A backward pass
-    that keeps them needs no matmul to recompute the gates.
+    * reset_after: ``(a_z, a_r, c_h)`` with ``a_k = xi_k + h_k U_k + br_k`` and
+      ``c_h = h_h U_h + br_h``, so ``hh = φ(xi_h + r ⊙ c_h)`` (`reset_after_gates`);
+    * otherwise: ``(a_z, a_r, a_h)`` with ``a_k = xi_k + h_k U_k`` for z and r and
+      ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `candidate_update`).
+
+    ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any).
     """
     units = cell.units
     kernel, bias = weights
     m = recurrent_projections(cell, kernel, h, recurrent_masks)
     if cell.reset_after:
-        return reset_after_update(cell, xi, m, recurrent_bias_blocks(cell, bias, xi.z.dtype), h), m
-    z, rh = reset_gate_inputs(cell, xi.z, xi.r, *m, candidate_state(h, recurrent_masks))
-    q = matmul(rh, kernel[:, 2 * units:])
-    return candidate_update(cell, xi.h, q, z, h), (*m, q)
+        b_z, b_r, b_h = recurrent_bias_blocks(cell, bias, xi.z.dtype)
+        terms = (xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h)
+        return reset_after_gates(cell, terms[0], terms[1], xi.h, terms[2], h), terms
+    a_z, a_r = xi.z + m[0], xi.r + m[1]
+    z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
+    a_h = xi.h + matmul(rh, kernel[:, 2 * units:])
+    return candidate_update(cell, a_h, z, h), (a_z, a_r, a_h)
 
 
 def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
@@ -137,7 +144,7 @@ def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: G
     ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with masks each gate gets its own
     masked ``h`` and matmul, as Keras's implementation 1.
     """
-    return recurrent_step_with_matmuls(cell, weights, h, xi, recurrent_masks)[0]
+    return recurrent_step_with_preactivations(cell, weights, h, xi, recurrent_masks)[0]
 
 
 def recurrent_bias_blocks(cell: GRUCell, bias: Optional[jax.Array], dtype) -> tuple:
@@ -167,31 +174,28 @@ def recurrent_projections(cell: GRUCell, kernel: jax.Array, h: jax.Array,
     return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], _blocks(kernel, units)))
 
 
-def reset_after_update(cell: GRUCell, xi: GateInputs, m: tuple[jax.Array, ...], bias: tuple,
-                       h: jax.Array) -> jax.Array:
-    """reset_after: ``h'`` from ``xi``, ``m = recurrent_projections``, the recurrent bias
-    blocks (`recurrent_bias_blocks`) and ``h``. Elementwise."""
-    act, recurrent_act = cell.activation_fn, cell.recurrent_activation_fn
-    (m_z, m_r, m_h), (b_z, b_r, b_h) = m, bias
-    z = recurrent_act(xi.z + m_z + b_z)
-    r = recurrent_act(xi.r + m_r + b_r)
-    candidate = act(xi.h + r * (m_h + b_h))
-    return _interpolate(z, h, candidate)
+def reset_after_gates(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, xi_h: jax.Array, c_h: jax.Array,
+                      h: jax.Array) -> jax.Array:
+    """reset_after: ``h'`` from the pre-activations ``a_z``, ``a_r``, the candidate's input
+    side ``xi_h`` and recurrent side ``c_h = h_h U_h + br_h`` (see
+    `recurrent_step_with_preactivations`), and ``h``. Elementwise."""
+    z = cell.recurrent_activation_fn(a_z)
+    r = cell.recurrent_activation_fn(a_r)
+    return _interpolate(z, h, cell.activation_fn(xi_h + r * c_h))
 
 
-def reset_gate_inputs(cell: GRUCell, xi_z: jax.Array, xi_r: jax.Array, m_z: jax.Array, m_r: jax.Array,
-                      h_h: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """reset_after=False, first stage: ``(z, r ⊙ h_h)``, the second being the candidate's
-    matmul input (``h_h`` from `candidate_state`). Elementwise."""
-    recurrent_act = cell.recurrent_activation_fn
-    z = recurrent_act(xi_z + m_z)
-    r = recurrent_act(xi_r + m_r)
-    return z, r * h_h.astype(xi_z.dtype)
+def reset_gate_inputs(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, h_h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """reset_after=False, first stage: ``(z, r ⊙ h_h)`` from the pre-activations
+    ``a_z``, ``a_r``; the second is the candidate's matmul input (``h_h`` from
+    `candidate_state`). Elementwise."""
+    z = cell.recurrent_activation_fn(a_z)
+    r = cell.recurrent_activation_fn(a_r)
+    return z, r * h_h.astype(a_z.dtype)
 
 
-def candidate_update(cell: GRUCell, xi_h: jax.Array, q: jax.Array, z: jax.Array, h: jax.Array) -> jax.Array:
-    """reset_after=False, second stage: ``h'`` from ``q = (r ⊙ h_h) U_h``. Elementwise."""
-    return _interpolate(z, h, cell.activation_fn(xi_h + q))
+def candidate_update(cell: GRUCell, a_h: jax.Array, z: jax.Array, h: jax.Array) -> jax.Array:
+    """reset_after=False, second stage: ``h'`` from ``a_h = xi_h + (r ⊙ h_h) U_h``. Elementwise."""
+    return _interpolate(z, h, cell.activation_fn(a_h))
 
 
 def _interpolate(z: jax.Array, h: jax.Array, candidate: jax.Array) -> jax.Array:
