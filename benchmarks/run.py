@@ -1,15 +1,19 @@
 """Times jaxgru against every installed peer GRU; writes a markdown report and a PNG plot.
 
-    python -m benchmarks                 # the full run (several minutes on a small CPU)
+    python -m benchmarks                 # the full run (about 20 minutes on 2 CPU cores)
     python -m benchmarks --quick         # a smoke run: small shapes, few repetitions
     python -m benchmarks --out results/  # where benchmark_tables.md and gru_benchmark.png go
 
-For each case (shape, convention, mask) and mode (forward, forward+backward), every peer
-is built and compiled/warmed up first; then the peers run in turns, round after round
-(so that load changes on the machine hit all of them alike), and each peer's time is the
-median over rounds of its time per call (a round times back-to-back calls lasting at least
-`MIN_SAMPLE_SECONDS`, so sub-millisecond calls are not timed one by one). Ratios are peer
-time / jaxgru time (above 1: jaxgru is faster).
+For each case (shape, convention, mask), the JAX peers are built, compiled and warmed up
+together in a fresh process; then they run in turns, round after round (so that load
+changes on the machine hit all of them alike; each round starts one peer later, so that
+every peer takes every place in the order equally often), and a peer's time in that
+process is the median over rounds of its time per call, for the forward pass and for
+forward+backward (a round times back-to-back calls lasting at least `MIN_SAMPLE_SECONDS`,
+so sub-millisecond calls are not timed one by one). tf_keras and torch run alone in
+processes of their own. All that repeats in ``--processes`` fresh processes (3 by default)
+and each time is the median over them. Ratios are peer time / jaxgru time (above 1:
+jaxgru is faster).
 The GEMM bound is the time the case's total matmul FLOPs take as one large matmul on the
 same device; jaxgru / bound says how far from the hardware's matmul limit jaxgru runs.
 """
@@ -91,19 +95,30 @@ def gemm_seconds(flops: float, repeats: int) -> float:
     return statistics.median(times) * flops / (2 * n * n * k * n)
 
 
-def time_case(case: Case, peers: list[str], repeats: int) -> dict[str, dict[str, float]]:
-    """``{mode: {peer: median seconds}}``; peers that cannot run the case are absent."""
-    results = _time_in_process(case, [p for p in peers if p not in SUBPROCESS_PEERS], repeats)
-    for name in (p for p in peers if p in SUBPROCESS_PEERS):
-        worker = subprocess.run([sys.executable, "-m", "benchmarks", "--worker", name, json.dumps(case),
-                                 "--repeats", str(repeats)], capture_output=True, text=True)
-        lines = worker.stdout.strip().splitlines()
-        if worker.returncode != 0 or not lines:
-            print(f"{name} failed on {case.label()}:", worker.stderr[-2000:], file=sys.stderr)
-            continue
-        for mode, seconds in json.loads(lines[-1]).items():
-            results[mode][name] = seconds
-    return results
+def time_case(case: Case, peers: list[str], repeats: int, processes: int) -> dict[str, dict[str, float]]:
+    """``{mode: {peer: seconds}}``; peers that cannot run the case are absent.
+
+    The JAX peers run together in a fresh process (alternating rounds, `_time_in_process`),
+    each of `SUBPROCESS_PEERS` in its own; all of that ``processes`` times, interleaved, and
+    a peer's time is the median over processes of its per-process median. Several processes
+    because one compiled program's speed varies between processes here (the same jaxgru
+    forward measured 44 to 51 ms in four processes), beyond the variation within one.
+    """
+    groups = [[p for p in peers if p not in SUBPROCESS_PEERS]] + [[p] for p in peers if p in SUBPROCESS_PEERS]
+    runs = [_time_in_worker(case, group, repeats) for _ in range(processes) for group in groups if group]
+    return {mode: {peer: statistics.median(run[mode][peer] for run in runs if peer in run.get(mode, {}))
+                   for peer in peers if any(peer in run.get(mode, {}) for run in runs)}
+            for mode in MODES}
+
+
+def _time_in_worker(case: Case, peers: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    worker = subprocess.run([sys.executable, "-m", "benchmarks", "--worker", json.dumps(case), "--repeats",
+                             str(repeats), "--peers", *peers], capture_output=True, text=True)
+    lines = worker.stdout.strip().splitlines()
+    if worker.returncode != 0 or not lines:
+        print(f"{', '.join(peers)} failed on {case.label()}:", worker.stderr[-2000:], file=sys.stderr)
+        return {}
+    return json.loads(lines[-1])
 
 
 def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, dict[str, float]]:
@@ -116,13 +131,17 @@ def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, di
             runners[name] = runner
         except (ImportError, Unsupported):
             continue
+    if not runners:  # none of them can run the case
+        return {}
     results = {}
     for mode in MODES:
         calls = {name: _calls_per_sample(getattr(runner, mode)) for name, runner in runners.items()}
         times = {name: [] for name in runners}
-        for _ in range(repeats):
-            for name, runner in runners.items():
-                times[name].append(_sample(getattr(runner, mode), calls[name]))
+        names = list(runners)
+        for round_index in range(repeats):
+            start = round_index % len(names)
+            for name in names[start:] + names[:start]:
+                times[name].append(_sample(getattr(runners[name], mode), calls[name]))
         results[mode] = {name: statistics.median(t) for name, t in times.items()}
     return results
 
@@ -169,11 +188,12 @@ def _ms(seconds: Optional[float]) -> str:
     return "–" if seconds is None else f"{seconds * 1e3:.2f}"
 
 
-def markdown(info, table, sweep, repeats) -> str:
+def markdown(info, table, sweep, repeats, processes) -> str:
     lines = ["# jaxgru benchmark results", "", "## Machine", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += ["", f"Median of {repeats} alternating rounds after warm-up (a round times back-to-back "
-              f"calls lasting at least {MIN_SAMPLE_SECONDS * 1e3:.0f} ms). Times in ms per call; "
+    lines += ["", f"Median over {processes} fresh process(es) of the median of {repeats} alternating rounds "
+              f"after warm-up (a round times back-to-back calls lasting at least {MIN_SAMPLE_SECONDS * 1e3:.0f} "
+              "ms; each round starts with the next peer). Times in ms per call; "
               "*ratio* = peer / jaxgru (above 1: jaxgru is faster). *bound* = jaxgru / "
               "GEMM bound (the same matmul FLOPs as one large matmul).", ""]
     for mode in MODES:
@@ -235,14 +255,15 @@ def main(argv=None) -> None:
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS), metavar="PEER",
                         help=f"peers to run (default all installed): {', '.join(PEERS)}")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="output folder")
-    parser.add_argument("--worker", nargs=2, metavar=("PEER", "CASE_JSON"), help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=None,
+                        help="fresh processes per case; times are medians over them (default 3, quick 1)")
+    parser.add_argument("--worker", metavar="CASE_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
-    if args.worker:  # one peer on one case, in a fresh process; prints {mode: seconds}
-        name, case = args.worker
-        shape, reset_after, masked = json.loads(case)
-        results = _time_in_process(Case(tuple(shape), reset_after, masked), [name], repeats)
-        print(json.dumps({mode: times[name] for mode, times in results.items() if name in times}))
+    processes = args.processes or (1 if args.quick else 3)
+    if args.worker:  # the --peers on one case, in this fresh process; prints {mode: {peer: seconds}}
+        shape, reset_after, masked = json.loads(args.worker)
+        print(json.dumps(_time_in_process(Case(tuple(shape), reset_after, masked), args.peers, repeats)))
         return
     peers = ["jaxgru"] + [p for p in args.peers if p != "jaxgru"]
     shapes = QUICK_SHAPES if args.quick else SHAPES
@@ -253,7 +274,7 @@ def main(argv=None) -> None:
     print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     table = []
     for case in cases:
-        results = time_case(case, peers, repeats)
+        results = time_case(case, peers, repeats, processes)
         bounds = {mode: gemm_seconds(matmul_flops(case.shape, mode), repeats) for mode in MODES}
         table.append((case, results, bounds))
         print(case.label(), {m: {p: round(t * 1e3, 2) for p, t in r.items()} for m, r in results.items()}, flush=True)
@@ -263,12 +284,12 @@ def main(argv=None) -> None:
     steps_list = QUICK_SWEEP_STEPS if args.quick else SWEEP_STEPS
     sweep = {"peers": sweep_peers, "steps": steps_list, "shape": (batch, features, units), "times": []}
     for steps in steps_list:
-        results = time_case(Case((batch, steps, features, units), True, False), sweep_peers, repeats)
+        results = time_case(Case((batch, steps, features, units), True, False), sweep_peers, repeats, processes)
         sweep["times"].append(results["train"])
         print("T sweep", steps, {p: round(t * 1e3, 2) for p, t in results["train"].items()}, flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    report = markdown(info, table, sweep, repeats)
+    report = markdown(info, table, sweep, repeats, processes)
     (args.out / "benchmark_tables.md").write_text(report)
     plot(table, sweep, args.out / "gru_benchmark.png")
     print(report)
