@@ -127,8 +127,8 @@ def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights,
     m = recurrent_projections(cell, kernel, h, recurrent_masks)
     if cell.reset_after:
         b_z, b_r, b_h = recurrent_bias_blocks(cell, bias, xi.z.dtype)
-        terms = (xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h)
-        return reset_after_gates(cell, terms[0], terms[1], xi.h, terms[2], h), terms
+        a_z, a_r, c_h = xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h
+        return reset_after_gates(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
     a_z, a_r = xi.z + m[0], xi.r + m[1]
     z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
     a_h = xi.h + matmul(rh, kernel[:, 2 * units:])
