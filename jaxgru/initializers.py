@@ -1,64 +1,99 @@
-"""Keras initializers resolved to `jax.nn.initializers`.
+"""Keras initializers as ``init(key, shape, dtype)`` functions on `jax.random`.
 
 Each initializer is called as ``init(key, shape, dtype)`` on the *whole* weight, as Keras
 does: glorot over the full ``(D, 3U)`` kernel, orthogonal over the full ``(U, 3U)``
 recurrent kernel (rows orthonormal, not per gate). Fans are Keras's: ``(fan_in, fan_out)``
 for a 2-D shape, both the size for a 1-D shape (a ``(3U,)`` bias), receptive field times
-the last two dimensions above 2-D. A Keras ``seed`` is ignored: the randomness comes from
-the PRNG key, so the values differ from Keras's while following the same distribution.
-Keras 3's ``input_axes``/``output_axes`` of the variance scaling family are supported.
+the last two dimensions above 2-D; with Keras 3's ``input_axes`` and ``output_axes`` (both
+given), the products of the sizes of those axes. A Keras ``seed`` is ignored: the
+randomness comes from the PRNG key, so the values differ from Keras's while following the
+same distribution.
+
+Field values (checked when the cell is built; every number finite, see `_keras_object`):
+
+* ``VarianceScaling``: ``scale > 0``, as in Keras; ``mode`` one of fan_in/fan_out/fan_avg
+  (case-sensitive, as in Keras); ``distribution`` lower-cased, with ``"normal"`` meaning
+  ``"truncated_normal"``, as both Keras versions read it.
+* ``RandomNormal``/``TruncatedNormal``: any ``stddev``; a negative one draws the same
+  distribution as its absolute value and 0 gives ``mean``, as in Keras.
+* ``RandomUniform``: ``minval <= maxval``. A reversed range is rejected: tf_keras and
+  Keras 3 on TensorFlow draw from ``[maxval, minval]``, Keras 3 on JAX returns ``minval``.
+* ``Constant``: a finite scalar. An array value is rejected: tf_keras reshapes it to the
+  weight's shape, Keras 3 broadcasts it (pass an ``init`` callable instead).
+* ``Orthogonal``/``Identity``: any ``gain`` (0 gives zeros, a negative gain negates), on
+  any 2-D shape (Identity: rectangular eye; Orthogonal also above 2-D, flattened to the
+  last axis). Both reject a 1-D weight (a ``(3U,)`` bias) when called, as Keras does.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.nn import initializers as jinit
 
-from jaxgru._keras_object import KerasObject, resolve
+from jaxgru._keras_object import KerasObject, axes, canonical_axes, choice, fields, real, resolve
+
+_MODES = choice("fan_in", "fan_out", "fan_avg")
+# Keras lower-cases the distribution and reads "normal" as its truncated normal.
+_DISTRIBUTIONS = choice("truncated_normal", "untruncated_normal", "uniform",
+                        aliases={"normal": "truncated_normal"}, lowercase=True)
+_TRUNCATED_STDDEV = 0.87962566103423978  # stddev of a standard normal truncated to [-2, 2]
 
 
+def _size(shape: tuple[int, ...], listed: tuple[int, ...], name: str) -> int:
+    """The product of the sizes of the ``listed`` axes (repeats count twice, as in Keras 3)."""
+    return math.prod(shape[a] for a in canonical_axes(listed, len(shape), name, distinct=False))
+
+
+def _fans(shape: tuple[int, ...], input_axes, output_axes) -> tuple[int, int]:
+    """Keras 3's ``compute_fans`` (tf_keras's without the axes)."""
+    if input_axes is not None and output_axes is not None:
+        return _size(shape, input_axes, "input_axes"), _size(shape, output_axes, "output_axes")
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+@fields(scale=real(0, exclusive=True), mode=_MODES, distribution=_DISTRIBUTIONS, input_axes=axes,
+        output_axes=axes)
 def _variance_scaling(scale=1.0, mode="fan_in", distribution="truncated_normal", input_axes=None,
                       output_axes=None):
-    # Keras says "untruncated_normal" for what jax calls "normal"; the truncated
-    # normal's 0.8796 stddev correction is the same in both.
-    distribution = {"untruncated_normal": "normal"}.get(distribution, distribution)
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
-    if mode not in ("fan_in", "fan_out", "fan_avg"):
-        raise ValueError(f"mode must be fan_in, fan_out or fan_avg, got {mode!r}")
-    if distribution not in ("normal", "truncated_normal", "uniform"):
-        raise ValueError(f"distribution must be truncated_normal, untruncated_normal or uniform, got {distribution!r}")
-
     def init(key, shape, dtype=jnp.float32):
-        if input_axes is not None and output_axes is not None:
-            # Keras 3: the fans are the sizes of these axes alone (no receptive field).
-            fan_axes = {a % len(shape) for a in (*input_axes, *output_axes)}
-            axes = {"in_axis": tuple(input_axes), "out_axis": tuple(output_axes),
-                    "batch_axis": tuple(a for a in range(len(shape)) if a not in fan_axes)}
-        elif len(shape) < 2:
-            # Keras's fans of a 0-D or 1-D weight (e.g. a (3U,) bias) are both its size;
-            # empty in/out axes leave all of it to jax's "receptive field", which gives that.
-            axes = {"in_axis": (), "out_axis": ()}
-        else:
-            axes = {}
-        return jinit.variance_scaling(scale, mode, distribution, **axes)(key, shape, dtype)
+        fan_in, fan_out = _fans(tuple(shape), input_axes, output_axes)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        variance = scale / max(1.0, fan)
+        if distribution == "truncated_normal":
+            stddev = math.sqrt(variance) / _TRUNCATED_STDDEV
+            return stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+        if distribution == "untruncated_normal":
+            return math.sqrt(variance) * jax.random.normal(key, shape, dtype)
+        limit = math.sqrt(3.0 * variance)
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
 
     return init
 
 
 def _preset(scale, mode, distribution):
     """The factory of a named variance scaling (GlorotUniform, ...); the axes are Keras 3's."""
+    @fields(input_axes=axes, output_axes=axes)
     def factory(input_axes=None, output_axes=None):
         return _variance_scaling(scale, mode, distribution, input_axes, output_axes)
 
     return factory
 
 
+@fields(gain=real())
 def _orthogonal(gain=1.0):
     def init(key, shape, dtype=jnp.float32):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs a weight of 2 or more dimensions, got shape {tuple(shape)}")
         # The QR runs in at least float32 (jax has no bfloat16/float16 QR).
         q = jinit.orthogonal(scale=gain)(key, shape, jnp.promote_types(dtype, jnp.float32))
         return q.astype(dtype)
@@ -66,32 +101,44 @@ def _orthogonal(gain=1.0):
     return init
 
 
+@fields(mean=real(), stddev=real())
 def _random_normal(mean=0.0, stddev=0.05):
     return lambda key, shape, dtype=jnp.float32: mean + stddev * jax.random.normal(key, shape, dtype)
 
 
+@fields(minval=real(), maxval=real())
 def _random_uniform(minval=-0.05, maxval=0.05):
+    if minval > maxval:
+        raise ValueError(f"minval ({minval:g}) must be <= maxval ({maxval:g}): Keras's backends disagree "
+                         "on a reversed range")
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, minval, maxval)
 
 
+@fields(mean=real(), stddev=real())
 def _truncated_normal(mean=0.0, stddev=0.05):
     # Keras truncates at two standard deviations and does not rescale.
     return lambda key, shape, dtype=jnp.float32: mean + stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
 
 
+@fields(gain=real())
 def _identity(gain=1.0):
     def init(key, shape, dtype=jnp.float32):
         if len(shape) != 2:
-            raise ValueError(f"Identity initializer needs a 2-D shape, got {shape}")
+            raise ValueError(f"Identity needs a 2-D weight, got shape {tuple(shape)}")
         return gain * jnp.eye(*shape, dtype=dtype)
 
     return init
 
 
+@fields(value=real(expected="a finite scalar (tf_keras reshapes an array value, Keras 3 broadcasts it)"))
+def _constant(value=0.0):
+    return jinit.constant(value)
+
+
 REGISTRY: dict[str, Callable[..., Callable]] = {
-    "Zeros": lambda: jinit.zeros,
-    "Ones": lambda: jinit.ones,
-    "Constant": lambda value=0.0: jinit.constant(value),
+    "Zeros": fields()(lambda: jinit.zeros),
+    "Ones": fields()(lambda: jinit.ones),
+    "Constant": _constant,
     "RandomNormal": _random_normal,
     "RandomUniform": _random_uniform,
     "TruncatedNormal": _truncated_normal,

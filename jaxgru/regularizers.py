@@ -7,7 +7,10 @@
 * ``OrthogonalRegularizer(factor=0.01, mode="rows")``: ``factor / 2`` times the mean
   absolute off-diagonal cosine similarity between rows (or columns); 2-D weights only.
 
-Factors must be finite numbers, as tf_keras requires.
+Factors (checked when the cell is built) are finite numbers >= 0; None stands for the
+class's default, as in Keras (``L1(None)`` is ``L1(0.01)``, ``L1L2(None, None)`` adds
+nothing). A negative factor is rejected: tf_keras accepts it (a negative penalty that
+rewards large weights), Keras 3 rejects it. ``mode`` is "rows" or "columns", as in Keras.
 
 optax has no regularizer objects (it decays weights in the update instead), so these are
 written here. Add ``cell.penalty(params)`` to the loss to apply them.
@@ -15,36 +18,37 @@ written here. Add ``cell.penalty(params)`` to the loss to apply them.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxgru._keras_object import KerasObject, resolve
+from jaxgru._keras_object import KerasObject, choice, fields, real, resolve
+
+_FACTOR = real(0, none_is_default=True)
 
 
-def _check_factor(value) -> None:
-    # tf_keras rejects the same values (a NaN factor would make the loss NaN).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"a regularization factor must be a finite number, got {value!r}")
-
-
+@fields(l1=_FACTOR, l2=_FACTOR)
 def _l1l2(l1=0.0, l2=0.0):
-    _check_factor(l1)
-    _check_factor(l2)
-
     def regularize(w: jax.Array) -> jax.Array:
         return l1 * jnp.sum(jnp.abs(w)) + l2 * jnp.sum(jnp.square(w))
 
     return regularize
 
 
-def _orthogonal(factor=0.01, mode="rows"):
-    _check_factor(factor)
-    if mode not in ("rows", "columns"):
-        raise ValueError(f"mode must be 'rows' or 'columns', got {mode!r}")
+@fields(l1=_FACTOR)
+def _l1(l1=0.01):
+    return _l1l2(l1=l1)
 
+
+@fields(l2=_FACTOR)
+def _l2(l2=0.01):
+    return _l1l2(l2=l2)
+
+
+@fields(factor=_FACTOR, mode=choice("rows", "columns"))
+def _orthogonal(factor=0.01, mode="rows"):
     def regularize(w: jax.Array) -> jax.Array:
         if w.ndim != 2:
             raise ValueError(f"OrthogonalRegularizer needs a 2-D weight, got shape {w.shape}")
@@ -60,8 +64,8 @@ def _orthogonal(factor=0.01, mode="rows"):
 
 REGISTRY: dict[str, Callable[..., Callable]] = {
     "L1L2": _l1l2,
-    "L1": lambda l1=0.01: _l1l2(l1=l1),
-    "L2": lambda l2=0.01: _l1l2(l2=l2),
+    "L1": _l1,
+    "L2": _l2,
     "OrthogonalRegularizer": _orthogonal,
 }
 
