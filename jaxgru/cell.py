@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from jaxgru import activations, constraints, gates, initializers, regularizers
 from jaxgru._keras_object import KerasObject
 from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
-from jaxgru.validation import check_bool, check_floating, check_int, check_positive_int, check_rate
+from jaxgru.validation import (as_floating_array, as_state, check_bool, check_floating, check_int, check_key,
+                               check_positive_int, check_rate)
 
 Params = dict[str, jax.Array]
 State = Union[jax.Array, list, tuple]
@@ -125,6 +126,7 @@ class GRUCell:
         Each initializer is called on the whole weight, so fans are Keras's (glorot over
         ``(D, 3U)``, orthogonal over ``(U, 3U)``).
         """
+        check_key(rng, "rng")
         shapes = self.param_shapes(check_positive_int(input_dim, "input_dim"))
         inits = self.per_weight("initializer")
         params = {}
@@ -150,9 +152,9 @@ class GRUCell:
         """
         batch_size = check_positive_int(batch_size, "batch_size")
         input_dim = check_positive_int(input_dim, "input_dim")
-        if not training:
+        if not check_bool(training, "training"):
             return DropoutMasks()
-        key_in, key_rec = jax.random.split(rng)
+        key_in, key_rec = jax.random.split(check_key(rng, "rng"))
         inputs = (inverted_dropout_masks(key_in, self.dropout, (batch_size, input_dim), 3, dtype)
                   if is_active(self.dropout) else None)
         recurrent = (inverted_dropout_masks(key_rec, self.recurrent_dropout, (batch_size, self.units), 3, dtype)
@@ -167,7 +169,7 @@ class GRUCell:
         whose rate is active (Keras makes no mask otherwise); the recurrent kind is thus
         never used by implementation 2.
         """
-        if not training:
+        if not check_bool(training, "training"):
             return DropoutMasks()
         if masks is None:
             if not (is_active(self.dropout) or is_active(self.recurrent_dropout)):
@@ -205,6 +207,9 @@ class GRUCell:
         if len(kernel_shape) != 2:
             raise ValueError(f"params['kernel']: expected shape (D, {3 * self.units}), got {kernel_shape}.")
         d = kernel_shape[0] if input_dim is None else input_dim
+        if d == 0:
+            raise ValueError(f"params['kernel']: expected shape (D, {3 * self.units}) with D >= 1 input features, "
+                             f"got {kernel_shape}.")
         expected = self.param_shapes(d)
         for name, shape in expected.items():
             if name not in params:
@@ -229,9 +234,8 @@ class GRUCell:
         To reproduce Keras's per-sequence masks, pass the same key (or masks) every step.
         ``training=False`` never drops, whatever ``rng`` or ``masks`` say.
         """
-        h = _unpack_state(state)
-        check_floating(h, "state")
-        x = jnp.asarray(x)
+        h = as_state(state, "state")
+        x = as_floating_array(x, "x", "(B, D)")
         d = self.check_params(params)
         if x.ndim < 1 or x.shape[-1] != d:
             raise ValueError(f"x: expected last dimension {d} (the kernel's input_dim), got shape {x.shape}.")
@@ -292,10 +296,3 @@ class GRUCell:
             raise ValueError(f"config: unknown keys {sorted(unknown)}; expected some of {sorted(known)}.")
         return cls(**config)
 
-
-def _unpack_state(state: State) -> jax.Array:
-    if isinstance(state, (list, tuple)):
-        if len(state) != 1:
-            raise ValueError(f"state: a GRU has one state tensor, got a sequence of {len(state)}.")
-        state = state[0]
-    return jnp.asarray(state)

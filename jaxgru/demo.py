@@ -26,6 +26,7 @@ import optax
 from jaxgru.cell import GRUCell, Params
 from jaxgru.demo_tasks import Task, adding_task, digits_task
 from jaxgru.rnn import rnn
+from jaxgru.validation import check_bool
 
 TASKS = ("adding", "digits")
 CONVENTIONS = ("reset_after", "reset_before")
@@ -127,6 +128,7 @@ def train(cell: GRUCell, task: Task, steps: int, key: jax.Array, progress: bool 
     ``key`` is split into the initialization key and the data key; batch ``i`` is drawn
     from ``fold_in(data_key, i)``.
     """
+    check_bool(progress, "progress")
     tqdm = import_extra("tqdm").tqdm
     key_init, key_data = jax.random.split(key)
     params = init_model(cell, key_init, task.input_dim, task.output_dim)

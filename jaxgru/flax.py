@@ -36,18 +36,17 @@ pure functions of that mapping and the params.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any, Callable, Mapping, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
 from jaxgru.dropout import is_active
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
+from jaxgru.validation import check_bool, check_unroll
 
 Dtype = Any
 Path = tuple[str, ...]
@@ -144,8 +143,8 @@ class GRUCell(_CellOptions, nn.RNNCellBase):
             raise ValueError(f"inputs: expected shape (*batch, D), got a scalar of shape {inputs.shape}.")
         params = _declare_params(self, cell, inputs.shape[-1], self.param_dtype)
         # `deterministic` is required (as by nn.Dropout) only when there is dropout to switch.
-        training = _draws_dropout(cell, True) and not nn.merge_param("deterministic", self.deterministic,
-                                                                      deterministic)
+        training = _draws_dropout(cell, True) and not check_bool(
+            nn.merge_param("deterministic", self.deterministic, deterministic), "deterministic")
         rng = self.make_rng("dropout") if training else None
         inputs, params = _promote(inputs, params, self.dtype)
         output, new_carry = cell.step(params, carry, inputs, rng, training=training)
@@ -201,7 +200,7 @@ class GRU(_CellOptions):
                  initial_state: Optional[jax.Array] = None, deterministic: bool = True):
         inputs = _check_sequence(inputs, self.time_major)
         cell = self.cell
-        training = not deterministic
+        training = not check_bool(deterministic, "deterministic")
         rng = self.make_rng("dropout") if _draws_dropout(cell, training) else None
         inputs, params = _promote(inputs, self.weights(inputs.shape[-1]), self.dtype)
         outputs, final_state = rnn(
@@ -214,11 +213,8 @@ class GRU(_CellOptions):
 def _check_layer_options(options: Mapping[str, Any]) -> None:
     """Validates a layer's ``return_sequences``, ..., ``time_major`` flags and ``unroll``."""
     for name in ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "time_major"):
-        if not isinstance(options[name], (bool, np.bool_)):
-            raise TypeError(f"{name}: expected a bool, got {options[name]!r}.")
-    unroll = options["unroll"]
-    if isinstance(unroll, bool) or not isinstance(unroll, numbers.Integral) or unroll < 1:
-        raise ValueError(f"unroll: expected a positive integer, got {unroll!r}.")
+        check_bool(options[name], name)
+    check_unroll(options["unroll"])
 
 
 def _check_sequence(inputs: Any, time_major: bool) -> jax.Array:
@@ -280,7 +276,7 @@ class Bidirectional(nn.Module):
         backward = (config if self.backward_layer is None else self.backward_layer).clone(parent=self, name="backward")
         inputs = _check_sequence(inputs, config.time_major)
         cells = (forward.cell, backward.cell)
-        training = not deterministic
+        training = not check_bool(deterministic, "deterministic")
         rng = self.make_rng("dropout") if any(_draws_dropout(c, training) for c in cells) else None
         d = inputs.shape[-1]
         params = {"forward": forward.weights(d), "backward": backward.weights(d)}

@@ -55,18 +55,30 @@ from jaxgru.cell import GRUCell
 def supports(cell: GRUCell) -> bool:
     """Whether the cell's activations are elementwise, which the fused backward assumes.
 
-    Every Keras activation is; a custom callable is probed once (its Jacobian at a few
-    points must be diagonal). Cells that fail are differentiated by autodiff instead.
+    Every Keras activation is; a custom callable is probed once on a ``(B, U)``-shaped
+    (2-D) array (its Jacobian at a few points must be diagonal). Cells that fail the
+    probe, or whose activation cannot run on the probe at all, are differentiated by
+    autodiff instead.
     """
     return all(_is_elementwise(fn) for fn in (cell.activation_fn, cell.recurrent_activation_fn))
+
+
+_PROBE = ((-2.1, -0.7, 0.0), (0.4, 1.3, 2.9))  # (B, U) = (2, 3): states are 2-D
 
 
 @functools.lru_cache(maxsize=None)
 def _is_elementwise(fn) -> bool:
     with jax.ensure_compile_time_eval():
-        probe = jnp.array([-2.1, -0.7, 0.0, 0.4, 1.3, 2.9], jnp.float32)
-        jacobian = jax.jacrev(fn)(probe)
-        return jacobian.shape == (6, 6) and bool(jnp.all((jacobian == 0) | jnp.eye(6, dtype=bool)))
+        probe = jnp.array(_PROBE, jnp.float32)
+        try:
+            jacobian = jax.jacrev(fn)(probe)
+        except Exception:  # any failure on a 2-D input: leave the activation to autodiff
+            return False
+        size = probe.size
+        if jnp.shape(jacobian) != (*probe.shape, *probe.shape):
+            return False
+        jacobian = jnp.reshape(jacobian, (size, size))
+        return bool(jnp.all((jacobian == 0) | jnp.eye(size, dtype=bool)))
 
 
 def fused_scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,

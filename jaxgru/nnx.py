@@ -40,7 +40,7 @@ from flax.nnx.module import first_from
 
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
-from jaxgru.validation import check_positive_int
+from jaxgru.validation import check_bool, check_positive_int
 from jaxgru.flax import CELL_OPTIONS, _check_layer_options, _check_sequence, _draws_dropout, _promote
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
 
@@ -57,9 +57,7 @@ class _DropoutSwitch(nnx.Module):
     """
 
     def _init_dropout(self, deterministic: bool, rngs: nnx.Rngs) -> None:
-        if not isinstance(deterministic, bool):
-            raise TypeError(f"deterministic: expected a bool, got {deterministic!r}.")
-        self.deterministic = deterministic
+        self.deterministic = check_bool(deterministic, "deterministic")
         # Tagged "dropout" even when ``rngs`` has no dropout stream (its key then comes from
         # the default stream), so that ``nnx.RNN(..., broadcast_rngs="dropout")`` finds it.
         self.rngs = (nnx.RngStream(rngs.dropout(), tag="dropout") if self._draws_dropout(True)
@@ -78,12 +76,13 @@ class _DropoutSwitch(nnx.Module):
           deterministic: if True, disables dropout.
         """
         if deterministic is not None:
-            self.deterministic = deterministic
+            self.deterministic = check_bool(deterministic, "deterministic")
 
     def _dropout_key(self, deterministic: Optional[bool], rngs: Optional[RngsLike]) -> Optional[jax.Array]:
         """The dropout key of this call, or None when it draws no masks."""
-        training = not first_from(deterministic, self.deterministic,
-                                  error_msg="deterministic: pass True/False to the constructor or the call.")
+        deterministic = first_from(deterministic, self.deterministic,
+                                   error_msg="deterministic: pass True/False to the constructor or the call.")
+        training = not check_bool(deterministic, "deterministic")
         if not self._draws_dropout(training):
             return None
         rngs = first_from(rngs, self.rngs, error_msg="rngs: dropout is on, but no rngs were given.")

@@ -52,6 +52,8 @@ import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from jaxgru.validation import check_bool
+
 PyTree = Any
 AxisNames = Union[str, tuple[str, ...]]
 DATA_AXIS = "data"
@@ -109,6 +111,17 @@ def _batch_shardings(mesh: Mesh, axis: AxisNames, batch_dim: PyTree) -> PyTree:
     return jax.tree.map(lambda d: batch_sharding(mesh, axis, d), batch_dim)
 
 
+def _check_batch_dim_prefix(batch_dim: PyTree, batch: PyTree) -> None:
+    """Raises a ValueError naming ``batch_dim`` unless it is a pytree prefix of ``batch``
+    (the same dict keys, list lengths, ...), e.g. ``{"x": 1}`` for ``{"x": .., "mask": ..}``."""
+    try:
+        jax.tree.map(lambda dim, subtree: None, batch_dim, batch)
+    except ValueError as error:
+        raise ValueError(f"batch_dim: expected an int or a pytree prefix of the batch (one int per subtree, "
+                         f"same keys), got {batch_dim!r} for a batch of structure "
+                         f"{jax.tree_util.tree_structure(batch)}: {error}") from None
+
+
 def shard_batch(batch: PyTree, mesh: Mesh, *, axis: AxisNames = DATA_AXIS, batch_dim: PyTree = 0) -> PyTree:
     """Places every array of ``batch`` on ``mesh``, split along its batch dimension.
 
@@ -127,6 +140,7 @@ def shard_batch(batch: PyTree, mesh: Mesh, *, axis: AxisNames = DATA_AXIS, batch
       ``batch`` with each leaf a global `jax.Array` sharded as `batch_sharding`.
     """
     shardings = _batch_shardings(mesh, axis, batch_dim)
+    _check_batch_dim_prefix(batch_dim, batch)
     local_devices = math.prod(mesh.local_mesh.shape[a] for a in _check_axis(mesh, axis))
 
     def put(path, leaf, sharding):
@@ -176,7 +190,9 @@ def make_train_step(loss_fn: Callable[[PyTree, PyTree, Optional[jax.Array]], jax
       constrain: applied to the params after each update, e.g. ``cell.constrain`` (Keras
         applies weight constraints after every optimizer step).
       donate: reuse the input params' and optimizer state's buffers for the outputs; the
-        arrays passed in are then invalid after the call.
+        arrays passed in are deleted by the call: pass the params and opt_state it
+        returns to the next call. Passing deleted (donated) arrays again is a
+        `ValueError` naming them, not a crash.
 
     Returns:
       ``step(params, opt_state, batch, key) -> TrainStep(params, opt_state, loss)`` (``key``
@@ -186,6 +202,7 @@ def make_train_step(loss_fn: Callable[[PyTree, PyTree, Optional[jax.Array]], jax
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer: expected an optax.GradientTransformation, got {type(optimizer).__name__}.")
+    donate = check_bool(donate, "donate")
     copies = replicated(mesh)
 
     def step(params, opt_state, batch, key):
@@ -196,5 +213,36 @@ def make_train_step(loss_fn: Callable[[PyTree, PyTree, Optional[jax.Array]], jax
             params = constrain(params)
         return TrainStep(params, opt_state, loss)
 
-    return jax.jit(step, in_shardings=(copies, copies, _batch_shardings(mesh, axis, batch_dim), copies),
-                   out_shardings=copies, donate_argnums=(0, 1) if donate else ())
+    jitted = jax.jit(step, in_shardings=(copies, copies, _batch_shardings(mesh, axis, batch_dim), copies),
+                     out_shardings=copies, donate_argnums=(0, 1) if donate else ())
+    return _CheckedStep(jitted, batch_dim)
+
+
+class _CheckedStep:
+    """The jitted train step, checking its arguments first: arrays deleted by an earlier
+    donating call (which would crash XLA on several devices) and a ``batch_dim`` that
+    does not fit the batch. Other attributes (``lower``, ``trace``, ...) are the jitted
+    function's."""
+
+    def __init__(self, jitted: Callable[..., TrainStep], batch_dim: PyTree):
+        self._jitted = jitted
+        self._batch_dim = batch_dim
+
+    def __call__(self, params: PyTree, opt_state: optax.OptState, batch: PyTree, key: Optional[jax.Array]):
+        for argument, tree in (("params", params), ("opt_state", opt_state), ("batch", batch), ("key", key)):
+            _check_not_deleted(tree, argument)
+        _check_batch_dim_prefix(self._batch_dim, batch)
+        return self._jitted(params, opt_state, batch, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._jitted, name)
+
+
+def _check_not_deleted(tree: PyTree, argument: str) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer) and leaf.is_deleted():
+            raise ValueError(
+                f"{argument}{jax.tree_util.keystr(path)}: this array was deleted, most likely donated to an "
+                "earlier call of this train step: make_train_step(..., donate=True) reuses the buffers of "
+                "params and opt_state for its outputs. Pass the params and opt_state that the previous "
+                "call returned, or build the step with donate=False to keep the inputs.")

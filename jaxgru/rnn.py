@@ -33,9 +33,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxgru import fused_backward, gates
-from jaxgru.cell import GRUCell, Params, _unpack_state
+from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
-from jaxgru.validation import check_positive_int
+from jaxgru.validation import as_floating_array, as_state, check_flags, check_key, check_positive_int, check_unroll
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 BACKWARDS = ("fused", "autodiff")
@@ -47,7 +47,7 @@ def default_time_chunk(steps: int, batch: int, units: int) -> int:
     """The ``time_chunk`` `rnn` uses when given None: ``T`` (one projection) on GPU/TPU;
     on CPU the largest ``C >= 1`` with ``C*B*U <= CPU_CHUNK_ELEMENTS``, or ``T`` where
     that leaves fewer than two chunks (measured: a short sequence gains nothing)."""
-    chunk = max(1, CPU_CHUNK_ELEMENTS // (batch * units))
+    chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
     if jax.default_backend() != "cpu" or 2 * chunk > steps:
         return steps
     return chunk
@@ -56,7 +56,12 @@ def default_time_chunk(steps: int, batch: int, units: int) -> int:
 def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Optional[jax.Array]:
     if mask is None:
         return None
-    mask = jnp.asarray(mask)
+    if isinstance(mask, (str, bytes)):
+        raise TypeError(f"mask: expected booleans (or 0/1 integers), got {mask!r}.")
+    try:
+        mask = jnp.asarray(mask)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"mask: expected booleans (or 0/1 integers), got {type(mask).__name__} ({error}).") from None
     expected = (steps, batch) if time_major else (batch, steps)
     if tuple(mask.shape) != expected:
         layout = "(T, B) with time_major" if time_major else "(B, T)"
@@ -184,6 +189,8 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
       mask: booleans (or 0/1 integers; floats are rejected) in the inputs' layout,
         ``(B, T)`` (``(T, B)`` with ``time_major``, as Keras's backend takes it); True
         marks a valid step. A fully masked row keeps ``initial_state`` and outputs zeros.
+        Masked steps' inputs are never read, so padding of any value (NaN, inf) leaves
+        outputs and gradients unaffected (the padding's own gradient is zero).
       rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
@@ -194,7 +201,8 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
       go_backwards: process the reversed sequence; outputs stay in processing order.
       return_sequences: return all outputs, or only the last output ``(B, U)``.
       zero_output_for_mask: masked steps output zeros instead of the previous output.
-      unroll: passed to `lax.scan`.
+      unroll: passed to `lax.scan`: a positive int (steps per loop iteration) or a
+        bool (True unrolls the whole loop).
       remat: recompute each step's gate activations in the backward pass instead of
         storing them (`jax.checkpoint` on the scan body): only the ``(B, U)`` carry per
         step is kept, for long sequences. Implies ``backward="autodiff"``.
@@ -216,12 +224,13 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
       a mask, the output of the last valid step, or zeros with ``zero_output_for_mask``
       when the final processed step is masked.
     """
-    inputs = jnp.asarray(inputs)
+    check_flags(training=training, go_backwards=go_backwards, return_sequences=return_sequences,
+                time_major=time_major, zero_output_for_mask=zero_output_for_mask, remat=remat)
+    unroll = check_unroll(unroll)
+    layout = "(T, B, D)" if time_major else "(B, T, D)"
+    inputs = as_floating_array(inputs, "inputs", layout)
     if inputs.ndim != 3:
-        layout = "(T, B, D)" if time_major else "(B, T, D)"
         raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
-    if not jnp.issubdtype(inputs.dtype, jnp.floating):
-        raise TypeError(f"inputs: expected a floating dtype, got {inputs.dtype}.")
     xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)
     steps, batch, features = xs.shape
     if steps == 0:
@@ -230,14 +239,16 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     if features != d:
         raise ValueError(f"inputs: expected feature dimension {d} (the kernel's input_dim), got {features}.")
     step_mask = _time_major_mask(mask, batch, steps, time_major)
+    if step_mask is not None:
+        # Padding never reaches the arithmetic: a masked step's output is discarded, but
+        # NaN/inf in its inputs would still make its partial derivatives NaN, and the zero
+        # cotangent times NaN poisons every parameter gradient. Selected inputs give every
+        # masked step finite partials and so an exact zero contribution.
+        xs = jnp.where(step_mask[:, :, None], xs, jnp.zeros((), xs.dtype))
     if initial_state is not None:
-        if isinstance(initial_state, (list, tuple)) and len(initial_state) != 1:
-            raise ValueError(f"initial_state: a GRU has one (B, U) state, got a sequence of {len(initial_state)}.")
-        h0 = _unpack_state(initial_state)
+        h0 = as_state(initial_state, "initial_state")
         if tuple(h0.shape) != (batch, cell.units):
             raise ValueError(f"initial_state: expected shape {(batch, cell.units)}, got {tuple(h0.shape)}.")
-        if not jnp.issubdtype(h0.dtype, jnp.floating):
-            raise TypeError(f"initial_state: expected a floating dtype, got {h0.dtype}.")
 
     if time_chunk is None:
         time_chunk = default_time_chunk(steps, batch, cell.units)
@@ -298,6 +309,7 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
     Returns:
       ``(outputs, (final_fw, final_bw))``.
     """
+    check_flags(training=training, return_sequences=return_sequences, time_major=time_major, remat=remat)
     if merge_mode not in MERGE_MODES:
         raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
     cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
@@ -321,7 +333,7 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
         initial_state = (None, None)
     elif not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
         raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
-    keys = (None, None) if rng is None else tuple(jax.random.split(rng))
+    keys = (None, None) if rng is None else tuple(jax.random.split(check_key(rng, "rng")))
     common = dict(mask=mask, training=training, return_sequences=return_sequences, time_major=time_major,
                   zero_output_for_mask=return_sequences, unroll=unroll, remat=remat,
                   backward=backward, time_chunk=time_chunk)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def check_int(value: Any, argument: str) -> int:
@@ -24,20 +27,77 @@ def check_positive_int(value: Any, argument: str) -> int:
 
 
 def check_bool(value: Any, argument: str) -> bool:
-    if not isinstance(value, (bool, jnp.bool_)):
-        raise TypeError(f"{argument}: expected a bool, got {value!r}.")
+    """A real bool (Python or NumPy): a string such as ``"False"`` is truthy, so it is an
+    error rather than a flag."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argument}: expected a bool (True or False), got {value!r}.")
     return bool(value)
 
 
+def check_flags(**flags: Any) -> None:
+    """`check_bool` for each keyword: ``check_flags(training=training, ...)``."""
+    for argument, value in flags.items():
+        check_bool(value, argument)
+
+
+def check_unroll(value: Any, argument: str = "unroll") -> int | bool:
+    """`lax.scan`'s ``unroll``: a positive int (steps per loop iteration) or a bool
+    (True unrolls the whole loop, False is 1)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return check_positive_int(value, argument)
+
+
 def check_rate(rate: Any, argument: str) -> float:
+    """A dropout rate, clipped to [0, 1] as Keras does; a rate of 1 or more (no dropout
+    at all, where e.g. 50 meant 50% by mistake) warns."""
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
         raise TypeError(f"{argument}: expected a float in [0, 1], got {rate!r}.")
     if math.isnan(rate):
         raise ValueError(f"{argument}: expected a float in [0, 1], got NaN.")
-    return min(1.0, max(0.0, float(rate)))  # clipped, as Keras does
+    if rate >= 1:
+        warnings.warn(f"{argument}={rate!r}: a rate of 1 or more is clipped to 1, which Keras (and jaxgru) "
+                      "treat as no dropout at all; pass a fraction such as 0.5 for 50%.", UserWarning, stacklevel=4)
+    return min(1.0, max(0.0, float(rate)))
 
 
 def check_floating(value: Any, argument: str) -> None:
     dtype = jnp.result_type(value)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{argument}: expected a floating-point array, got dtype {dtype}.")
+
+
+def as_floating_array(value: Any, argument: str, expected: str) -> jax.Array:
+    """``value`` as a JAX array of a real floating dtype; ``expected`` (e.g. ``"(B, U)"``)
+    describes the shape in the error for anything else (None, strings, complex, ints)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{argument}: expected a floating-point array {expected}, got {value!r}.")
+    try:
+        array = jnp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{argument}: expected a floating-point array {expected}, got "
+                        f"{type(value).__name__} ({error}).") from None
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(f"{argument}: expected a floating-point array {expected}, got dtype {array.dtype}.")
+    return array
+
+
+def as_state(state: Any, argument: str, expected: str = "(B, U)") -> jax.Array:
+    """A GRU state: an array, or (as Keras allows) a one-element list/tuple holding it."""
+    if isinstance(state, (list, tuple)):
+        if len(state) != 1:
+            raise ValueError(f"{argument}: a GRU has one state tensor {expected}, got a sequence of {len(state)}.")
+        state = state[0]
+    return as_floating_array(state, argument, expected)
+
+
+def check_key(key: Any, argument: str) -> jax.Array:
+    """One PRNG key: a typed key array of shape ``()`` (`jax.random.key`) or a legacy
+    1-D ``uint32`` key (`jax.random.PRNGKey`, ``(2,)`` for the default implementation)."""
+    shape, dtype = getattr(key, "shape", None), getattr(key, "dtype", None)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+    if not ((typed and shape == ()) or (dtype == jnp.uint32 and shape is not None and len(shape) == 1)):
+        description = f"an array of shape {shape} and dtype {dtype}" if dtype is not None else repr(key)
+        raise TypeError(f"{argument}: expected one PRNG key (jax.random.key(seed), or jax.random.PRNGKey(seed)), "
+                        f"got {description}.")
+    return key

@@ -128,15 +128,22 @@ def scenario_train_step():
     state = parallel.TrainStep(parallel.replicate(params, mesh), parallel.replicate(optimizer.init(params), mesh), None)
     sharded_batch, losses = parallel.shard_batch(batch, mesh), []
     compiled = train_step.lower(state.params, state.opt_state, sharded_batch, key).compile()
+    first = state
     for i in range(steps):
         state = train_step(state.params, state.opt_state, sharded_batch, jax.random.fold_in(key, i))
         losses.append(float(state.loss))
+    try:  # the first call donated these; passing them again crashes XLA unless refused
+        train_step(first.params, first.opt_state, sharded_batch, key)
+        donated_error = None
+    except ValueError as error:
+        donated_error = str(error)
     batch_in = compiled.input_shardings[0][2]
     hlo = compiled.as_text()
     return {
         "devices": jax.device_count(),
         "losses": losses,
         "reference_losses": ref_losses,
+        "donated_error": donated_error,
         "params_error": max_relative(state.params, ref_params),
         "opt_state_error": max_relative(state.opt_state, ref_state),
         "batch_input_specs": sorted({str(tuple(s.spec)) for s in jax.tree.leaves(batch_in)}),

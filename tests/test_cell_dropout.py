@@ -73,7 +73,12 @@ def test_training_false_never_drops():
 @pytest.mark.parametrize("rate,clipped,active", [(-0.5, 0.0, False), (0.0, 0.0, False), (0.5, 0.5, True),
                                                  (1.0, 1.0, False), (3.0, 1.0, False)])
 def test_rates_are_clipped_and_only_0_to_1_exclusive_drops(rate, clipped, active):
-    cell = jaxgru.GRUCell(U, dropout=rate, recurrent_dropout=rate)
+    if rate >= 1:  # clipped to "no dropout" as Keras does, but likely a typo for a percentage
+        with pytest.warns(UserWarning, match=f"dropout={rate!r}: a rate of 1 or more") as record:
+            cell = jaxgru.GRUCell(U, dropout=rate, recurrent_dropout=rate)
+        assert len(record) == 2 and record[0].filename == __file__  # points at the caller's line
+    else:
+        cell = jaxgru.GRUCell(U, dropout=rate, recurrent_dropout=rate)
     layer = keras.layers.GRUCell(U, dropout=rate, recurrent_dropout=rate)
     assert cell.dropout == cell.recurrent_dropout == layer.dropout == clipped
     assert cell.implementation == layer.implementation  # clipped 0 keeps 2; any other forces 1

@@ -54,6 +54,7 @@ def test_train_step_on_8_devices_keeps_batch_sharded_and_trains_as_one_device():
     assert r["params_replicated"]
     assert r["all_gathers"] == 0  # the batch is never gathered onto one device
     assert r["all_reduces"] > 0  # the gradients are summed across devices
+    assert "this array was deleted" in r["donated_error"] and "donate=False" in r["donated_error"]
 
 
 def test_dropout_masks_differ_per_shard_are_reproducible_and_device_count_independent():

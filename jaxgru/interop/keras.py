@@ -39,6 +39,8 @@ def as_numpy(array: Any, label: str) -> np.ndarray:
             import torch
 
             array = array.view(torch.int16).numpy().view(jnp.bfloat16)
+        else:
+            array = array.numpy()  # not np.array(tensor): its __array__ path is deprecated
     try:
         array = np.array(array)
     except Exception as error:
