@@ -1,38 +1,69 @@
-"""The GRU recurrence with a hand-written backward pass (a `jax.custom_vjp`).
+r"""The GRU time loop with a hand-written backward pass (a `jax.custom_vjp`).
 
-`fused_scan_recurrence` computes exactly what `jaxgru.rnn.scan_recurrence` computes (same
-arguments, same forward arithmetic: both call `jaxgru.gates`) and differs only in how it
-is differentiated. Autodiff of `lax.scan` turns the per-step weight gradient into a small
-``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry at every step; here the loop does
-only what is inherently sequential:
+`recurrence` computes exactly what `jaxgru.loop.forward` computes (it *is* that scan) and
+differs only in how it is differentiated. Autodiff of `lax.scan` turns the per-step
+weight gradient into a small ``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry
+at every step; here the reverse loop does only what is inherently sequential.
 
-* forward: the scan of `gates.recurrent_step_with_preactivations`, keeping the states
-  ``H`` ``(T, B, U)`` and three ``(T, B, U)`` gate terms: the pre-activations of z and r
-  (input side, recurrent matmul and bias summed) and the candidate's recurrent term
-  (reset_after, whose candidate also needs ``xi_h``) or its pre-activation (otherwise).
-  The backward pass recomputes no matmul, and keeps 4 (reset_after) or 3 sequence
-  arrays besides ``H`` where input sides and matmul outputs apart would be 6;
-* before the backward loop, for all steps at once: the partial derivatives of the
-  elementwise gate functions (`gates.reset_after_gates`; `gates.reset_gate_inputs` and
-  `gates.candidate_update` for reset_after=False), each the `jax.vjp` of the gate function
-  with a cotangent of ones. One rule serves every activation and both conventions, and
-  the transcendental work leaves the sequential path. This assumes elementwise
-  activations (every Keras activation is; `supports` checks a custom one);
-* backward: one reverse scan whose carry is only ``dh`` ``(B, U)`` (plus, with a mask, the
-  cotangent of the carried previous output). Per step: products of ``dh`` with the
-  partials and one ``dM_t @ Uᵀ``; reset_after=False has a second matmul inside the step,
-  ``(r ⊙ h_h) U_h``, so its step is two elementwise stages around ``dQ_t @ U_hᵀ``;
-* after the loop: the weight gradients as single large matmuls over all timesteps,
-  ``dU = H_prevᵀ dM`` contracted over ``(T, B)`` (per gate on the dropout-masked states
-  with recurrent dropout; ``(r ⊙ h)ᵀ dQ`` for the reset_after=False candidate) and
-  ``db = Σ dM``.
+Notation (per step, all ``(B, U)``; σ the recurrent activation, φ the activation, ⊙
+elementwise, ``h`` the state entering the step, ``δ = ∂L/∂h'`` the cotangent of the new
+state, ``U_k`` the recurrent kernel's gate-``k`` block, ``m_k`` its recurrent dropout
+mask or 1):
 
-The input projection stays outside: gradients flow to the three ``(T, B, U)`` input-side
-pre-activations ``xi`` and autodiff of `gates.project_inputs` turns them into
-``dW = Xᵀ dXi`` in one matmul. Every gate adds ``xi`` to a recurrent term, so ``dXi``
-is the loop's ``dM`` for z and r (and ``dQ`` for the reset_after=False candidate): the
-backward pass computes no separate input-side partials for them. Dropout masks and the
-step mask get zero cotangents.
+**reset_after=True.** With ``a_z = xi_z + (h⊙m_z) U_z + br_z``, ``a_r`` alike,
+``c_h = (h⊙m_h) U_h + br_h``, ``g = xi_h + r ⊙ c_h``, ``z = σ(a_z)``, ``r = σ(a_r)``,
+``hh = φ(g)``, ``h' = z ⊙ h + (1 − z) ⊙ hh``:
+
+.. math::
+
+    \partial h'/\partial a_z &= (h - hh) \odot σ'(a_z), \qquad
+    \partial h'/\partial a_r = (1 - z) \odot φ'(g) \odot c_h \odot σ'(a_r), \\
+    \partial h'/\partial c_h &= (1 - z) \odot φ'(g) \odot r, \qquad
+    \partial h'/\partial xi_h = (1 - z) \odot φ'(g), \qquad
+    \partial h'/\partial h \,|_\text{direct} = z,
+
+    dA_k &= δ \odot \partial h'/\partial a_k \;(k = z, r), \qquad dC_h = δ \odot \partial h'/\partial c_h, \\
+    \partial L/\partial h &= δ \odot z + \textstyle\sum_k m_k \odot (dA_k U_k^\top)
+    \quad (dA_h := dC_h).
+
+**reset_after=False.** With ``a_z``, ``a_r`` as above (no recurrent bias),
+``a_h = xi_h + (r ⊙ h⊙m_h) U_h``, ``hh = φ(a_h)``:
+
+.. math::
+
+    dA_h &= δ \odot (1 - z) \odot φ'(a_h), \qquad d(r⊙h) = dA_h U_h^\top, \\
+    dA_z &= δ \odot (h - hh) \odot σ'(a_z), \qquad
+    dA_r = d(r⊙h) \odot (h⊙m_h) \odot σ'(a_r), \\
+    \partial L/\partial h &= δ \odot z + d(r⊙h) \odot r \odot m_h
+    + \textstyle\sum_{k=z,r} m_k \odot (dA_k U_k^\top).
+
+The step's matmul inside the candidate makes reset_after=False's reverse step two
+elementwise stages around ``dA_h U_hᵀ``.
+
+**Weights and inputs**, for all steps at once after the loop (single large matmuls over
+the ``T·B`` rows): ``∂L/∂U_k = Σ_t (h_t⊙m_k)ᵀ dA_k`` (reset_before's candidate:
+``Σ_t (r ⊙ h_t⊙m_h)ᵀ dA_h``), ``∂L/∂br = Σ_{t,b} [dA_z, dA_r, dC_h]``. Every gate adds
+the input side ``xi_k`` to a recurrent term, so ``∂L/∂xi_k = dA_k`` (z, r, and
+reset_before's candidate) and ``∂L/∂xi_h = δ ⊙ ∂h'/∂xi_h`` (reset_after); autodiff of the
+projection outside turns them into ``∂L/∂W = Xᵀ dXi`` in one matmul.
+
+**Masks and resets.** The reverse loop undoes `jaxgru.loop.forward`'s selects: at a
+masked step ``δ = 0`` and ``∂L/∂h`` passes the next step's cotangent through (the state is
+carried), and the cotangent of the repeated output flows to the previous step's output;
+at a reset step the cotangent of the step's input state goes to the reset state (summed
+over every segment that starts from it) and none flows to the previous step.
+
+How the partials are computed: each ``∂h'/∂·`` above is the `jax.vjp` of the elementwise
+gate function (`gates.reset_after_gates`; `gates.reset_gate_inputs` and
+`gates.candidate_update` for reset_after=False) with a cotangent of ones, for all steps
+at once, off the sequential path. One rule serves every activation; it assumes
+elementwise activations (every Keras activation is; `supports` checks a custom one).
+
+Residuals: the states ``(T, B, U)`` and three ``(T, B, U)`` gate terms
+(`gates.recurrent_step_with_preactivations`: ``a_z, a_r`` and ``c_h`` or ``a_h``), plus
+``xi_h`` for reset_after; no matmul is recomputed. Per-gate arrays rather than one
+``(T, B, 3U)``: on XLA:CPU a buffer above glibc's 32 MiB mmap threshold is page-faulted
+anew on every call.
 
 Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
 ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
@@ -42,7 +73,7 @@ ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +81,9 @@ from jax import lax
 
 from jaxgru import gates
 from jaxgru.cell import GRUCell
+from jaxgru.loop import Carry, LoopOptions, Steps, forward
+
+__all__ = ["supports", "recurrence"]
 
 
 def supports(cell: GRUCell) -> bool:
@@ -81,174 +115,172 @@ def _is_elementwise(fn) -> bool:
         return bool(jnp.all((jacobian == 0) | jnp.eye(size, dtype=bool)))
 
 
-def fused_scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
-                          recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
-                          zero_output_for_mask: bool, unroll: int = 1, initial_output: Optional[jax.Array] = None):
-    """`jaxgru.rnn.scan_recurrence` with the hand-written backward pass described above.
-
-    Args:
-      weights: recurrent kernel ``(U, 3U)`` and recurrent bias ``(3U,)`` or None.
-      h0: ``(B, U)``. xi: three ``(T, B, U)``. recurrent_masks: ``(3, B, U)`` or None.
-      step_mask: ``(T, B)`` booleans or None.
-      initial_output: ``(B, U)``, the output a masked first step repeats (zeros when None).
-
-    Returns:
-      ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
-      semantics, as `scan_recurrence`.
-    """
-    if initial_output is None:
-        initial_output = jnp.zeros_like(h0)
-    return _recurrence(cell, bool(zero_output_for_mask), unroll, weights, h0, initial_output,
-                       gates.GateInputs(*xi), recurrent_masks, step_mask)
+def recurrence(cell: GRUCell, options: LoopOptions, weights: gates.RecurrentWeights, carry: Carry,
+               reset_state: Optional[jax.Array], steps: Steps, recurrent_masks: Optional[jax.Array]):
+    """`jaxgru.loop.forward`'s ``(outputs (T, B, U), final Carry)``, differentiated by the
+    adjoint in the module docstring. Arguments as `jaxgru.loop.forward`'s."""
+    return _recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _recurrence(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask):
-    outputs, last_output, final_state, _, _ = _forward(cell, zero_output_for_mask, unroll, weights, h0, output0,
-                                                       xi, recurrent_masks, step_mask, keep_residuals=False)
-    return outputs, last_output, final_state
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks):
+    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
+    return outputs, final
 
 
-def _recurrence_fwd(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask):
-    outputs, last_output, final_state, states, terms = _forward(
-        cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
-        keep_residuals=True)
+def _recurrence_fwd(cell, options, weights, carry, reset_state, steps, recurrent_masks):
+    outputs, final, (states, terms) = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
+                                              keep_residuals=True)
     # reset_after's candidate keeps its input side separate (hh = φ(xi_h + r ⊙ c_h))
-    xi_h = xi.h if cell.reset_after else None
-    residuals = (weights, h0, xi_h, recurrent_masks, step_mask, states, terms)
-    return (outputs, last_output, final_state), residuals
+    xi_h = steps.xi.h if cell.reset_after else None
+    residuals = (weights, carry.state, reset_state, xi_h, steps.keep, steps.reset, recurrent_masks, states, terms)
+    return (outputs, final), residuals
 
 
-def _forward(cell, zero_output_for_mask, unroll, weights, h0, output0, xi, recurrent_masks, step_mask,
-             keep_residuals):
-    """The scan. Returns ``(outputs, last_output, final_state, states, terms)``; the
-    residuals ``states`` (every step's new state, ``(T, B, U)``) and ``terms``
-    (`gates.recurrent_step_with_preactivations`'s three ``(T, B, U)``) only with
-    ``keep_residuals``, else None. Per-gate residuals rather than one ``(T, B, 3U)``
-    array: on XLA:CPU a buffer above glibc's 32 MiB mmap threshold is page-faulted anew
-    on every call."""
-
-    def step(h, xi_t):
-        h_new, terms = gates.recurrent_step_with_preactivations(cell, weights, h, gates.GateInputs(*xi_t),
-                                                                   recurrent_masks)
-        return h_new, (terms if keep_residuals else None)
-
-    if step_mask is None:
-        def body(h, xi_t):
-            h_new, terms = step(h, xi_t)
-            return h_new, (h_new, terms)
-
-        h_last, (outputs, terms) = lax.scan(body, h0, tuple(xi), unroll=unroll)
-        return outputs, h_last, h_last, (outputs if keep_residuals else None), terms
-
-    def masked_body(carry, inputs):
-        h, previous_output = carry
-        xi_t, keep = inputs
-        keep = keep[:, None]
-        h_new, terms = step(h, xi_t)
-        fallback = jnp.zeros_like(h_new) if zero_output_for_mask else previous_output
-        output = jnp.where(keep, h_new, fallback)
-        h_next = jnp.where(keep, h_new, h)
-        return (h_next, output), (output, h_next if keep_residuals else None, terms)
-
-    (h_last, last_output), (outputs, states, terms) = lax.scan(
-        masked_body, (h0, output0), (tuple(xi), step_mask), unroll=unroll)
-    return outputs, last_output, h_last, states, terms
-
-
-def _recurrence_bwd(cell, zero_output_for_mask, unroll, residuals, cotangents):
-    weights, h0, xi_h, recurrent_masks, step_mask, states, terms = residuals
-    d_outputs, d_last_output, d_final_state = cotangents
-    kernel, bias = weights
-    units = cell.units
-    h_prev = jnp.concatenate([h0[None], states[:-1]], axis=0)
-    # Gates whose matmul multiplies (a masked) h: all three for reset_after, z and r otherwise.
-    h_kernel = kernel[:, :(3 if cell.reset_after else 2) * units]
-    candidate_kernel = kernel[:, 2 * units:]
-
-    def back_project(dm):
-        """``∂L/∂h`` through the matmuls of ``h``: ``Σ_k mask_k ⊙ (dm_k U_kᵀ)``, one matmul
-        without masks. Returns it and ``dm``."""
-        if recurrent_masks is None:
-            return gates.matmul(jnp.concatenate(dm, axis=-1), h_kernel.T), dm
-        blocks = jnp.split(kernel, 3, axis=1)
-        return sum(mask * gates.matmul(d, k.T) for mask, d, k in zip(recurrent_masks, dm, blocks)), dm
-
-    # Partial derivatives of the elementwise gate stages for all steps at once (off the
-    # sequential path); the loop only multiplies cotangents by them.
+def _recurrence_bwd(cell, options, residuals, cotangents):
+    weights, h_start, reset_state, xi_h, keep, reset, recurrent_masks, states, terms = residuals
+    d_outputs, d_final = cotangents
+    h_in = _step_input_states(h_start, reset_state, states, reset)
     if cell.reset_after:
-        a_z, a_r, c_h = terms
-        p_z, p_r, p_xi_h, p_c, p_h = _partials(functools.partial(gates.reset_after_gates, cell),
-                                               a_z, a_r, xi_h, c_h, h_prev)
-
-        def step(dh_new, partials):
-            p_m, p_h = partials
-            dh_m, dm = back_project(tuple(dh_new * p for p in p_m))
-            return dh_new * p_h + dh_m, (dh_new, dm)
-
-        per_step = ((p_z, p_r, p_c), p_h)
+        adjoint = _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms)
     else:
-        a_z, a_r, a_h = terms
-        h_h = gates.candidate_state(h_prev, recurrent_masks)
-        (z, rh), first_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), a_z, a_r, h_h)
-        ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
-        p_mz = first_vjp((ones, zeros))[0]  # z's partial
-        _, p_mr, p_hh = first_vjp((zeros, ones))  # (r ⊙ h_h)'s partials
-        if recurrent_masks is not None:
-            p_hh = p_hh * recurrent_masks[2]
-        p_q, p_z, p_h = _partials(functools.partial(gates.candidate_update, cell), a_h, z, h_prev)
-
-        def step(dh_new, partials):
-            p_q, p_z, p_mz, p_mr, p_hh, p_h = partials
-            dq = dh_new * p_q
-            d_rh = gates.matmul(dq, candidate_kernel.T)
-            dh_m, dm_zr = back_project((dh_new * p_z * p_mz, d_rh * p_mr))
-            return dh_new * p_h + d_rh * p_hh + dh_m, (dm_zr, dq)
-
-        per_step = (p_q, p_z, p_mz, p_mr, p_hh, p_h)
-
-    if step_mask is None:
-        def body(dh, inputs):
-            d_out, partials = inputs
-            dh, emitted = step(dh + d_out, partials)
-            return dh.astype(h0.dtype), emitted
-
-        dh0, emitted = lax.scan(body, d_last_output + d_final_state, (d_outputs, per_step),
-                                reverse=True, unroll=unroll)
-        d_output0 = jnp.zeros_like(h0)  # without a mask no output is carried
-    else:
-        def masked_body(carry, inputs):
-            # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h
-            dh_next, d_carried_output = carry
-            d_out, partials, keep = inputs
-            keep = keep[:, None]
-            d_out = d_out + d_carried_output
-            zeros = jnp.zeros_like(dh_next)
-            dh, emitted = step(jnp.where(keep, dh_next + d_out, zeros), partials)
-            dh = dh + jnp.where(keep, zeros, dh_next)
-            d_previous_output = zeros if zero_output_for_mask else jnp.where(keep, zeros, d_out)
-            return (dh.astype(h0.dtype), d_previous_output), emitted
-
-        (dh0, d_output0), emitted = lax.scan(masked_body, (d_final_state, d_last_output),
-                                             (d_outputs, per_step, step_mask), reverse=True, unroll=unroll)
-
-    # The z and r pre-activations are sums xi + m (+ b), so ∂L/∂xi = ∂L/∂m for them; so is
-    # the reset_after=False candidate's ∂L/∂xi_h = ∂L/∂q.
-    if cell.reset_after:
-        d_h_new, dm = emitted
-        d_xi = (dm[0], dm[1], d_h_new * p_xi_h)
-        d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm)
-    else:
-        dm_zr, dq = emitted
-        d_xi = (*dm_zr, dq)
-        d_kernel = _kernel_gradient(kernel, h_prev, recurrent_masks, dm_zr, (rh, dq))
-    d_bias = None
-    if bias is not None:  # only reset_after has a recurrent bias: ∂L/∂b = Σ ∂L/∂m
-        d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in dm])
-        d_bias = d_bias.astype(bias.dtype)
-    d_weights = gates.RecurrentWeights(d_kernel, d_bias)
+        adjoint = _reset_before_adjoint(cell, weights, recurrent_masks, h_in, terms)
+    d_state, d_output, d_reset_state, emitted = _reverse_scan(
+        adjoint, d_outputs, d_final, keep, reset, options, h_start.dtype)
+    d_xi, d_weights = adjoint.cotangents(emitted)
     d_xi = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
-    return d_weights, dh0, d_output0.astype(h0.dtype), d_xi, None, None
+    d_carry = Carry(d_state, d_output.astype(h_start.dtype))
+    if d_reset_state is not None:
+        d_reset_state = d_reset_state.astype(reset_state.dtype)
+    return d_weights, d_carry, d_reset_state, Steps(d_xi, None, None), None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def _step_input_states(h_start: jax.Array, reset_state: Optional[jax.Array], states: jax.Array,
+                       reset: Optional[jax.Array]) -> jax.Array:
+    """``h_t``, the state each step computed from ``(T, B, U)``: the state after the
+    previous step (``h_start`` for the first), or the reset state where a step resets."""
+    h_in = jnp.concatenate([h_start[None], states[:-1]], axis=0)
+    return h_in if reset is None else jnp.where(reset[:, :, None], reset_state[None], h_in)
+
+
+class _Adjoint(NamedTuple):
+    """One convention's reverse step and what it needs.
+
+    ``partials``: the per-step ``(T, B, U)`` arrays the reverse step reads (scanned over);
+    ``step(δ, partials_t) -> (∂L/∂h, emitted_t)``; ``cotangents(emitted)`` -> ``(∂L/∂xi,
+    ∂L/∂weights)`` from what every step emitted, stacked ``(T, B, U)``.
+    """
+
+    partials: Any
+    step: Callable
+    cotangents: Callable
+
+
+def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
+    """reset_after=True: the reverse step is ``dA = δ ⊙ ∂h'/∂(a_z, a_r, c_h)``,
+    ``∂L/∂h = δ ⊙ z + Σ_k m_k ⊙ dA_k U_kᵀ``."""
+    a_z, a_r, c_h = terms
+    dh_da_z, dh_da_r, dh_dxi_h, dh_dc_h, dh_dh = _partials(functools.partial(gates.reset_after_gates, cell),
+                                                           a_z, a_r, xi_h, c_h, h_in)
+    project_back = _back_projection(weights.kernel, recurrent_masks, cell.units, gate_count=3)
+
+    def step(delta, partials):
+        dh_da_z, dh_da_r, dh_dc_h, dh_dh = partials
+        d_a = (delta * dh_da_z, delta * dh_da_r, delta * dh_dc_h)  # dA_z, dA_r, dC_h
+        return delta * dh_dh + project_back(d_a), (delta, d_a)
+
+    def cotangents(emitted):
+        delta, d_a = emitted
+        d_xi = (d_a[0], d_a[1], delta * dh_dxi_h)
+        d_kernel = _kernel_gradient(weights.kernel, h_in, recurrent_masks, d_a)
+        d_bias = None
+        if weights.bias is not None:  # ∂L/∂br = Σ_{t,b} dA
+            d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in d_a]).astype(weights.bias.dtype)
+        return d_xi, gates.RecurrentWeights(d_kernel, d_bias)
+
+    return _Adjoint((dh_da_z, dh_da_r, dh_dc_h, dh_dh), step, cotangents)
+
+
+def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, terms) -> _Adjoint:
+    """reset_after=False: ``dA_h = δ ⊙ ∂h'/∂a_h``, ``d(r⊙h) = dA_h U_hᵀ``, then z's and r's
+    ``dA`` and ``∂L/∂h = δ ⊙ z + d(r⊙h) ⊙ ∂(r⊙h)/∂h + Σ_{z,r} m_k ⊙ dA_k U_kᵀ``."""
+    a_z, a_r, a_h = terms
+    units = cell.units
+    h_h = gates.candidate_state(h_in, recurrent_masks)
+    (z, rh), reset_gate_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), a_z, a_r, h_h)
+    ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
+    dz_da_z = reset_gate_vjp((ones, zeros))[0]
+    _, drh_da_r, drh_dh_h = reset_gate_vjp((zeros, ones))
+    drh_dh = drh_dh_h if recurrent_masks is None else drh_dh_h * recurrent_masks[2]
+    dh_da_h, dh_dz, dh_dh = _partials(functools.partial(gates.candidate_update, cell), a_h, z, h_in)
+    candidate_kernel = weights.kernel[:, 2 * units:]
+    project_back = _back_projection(weights.kernel, recurrent_masks, units, gate_count=2)
+
+    def step(delta, partials):
+        dh_da_h, dh_dz, dz_da_z, drh_da_r, drh_dh, dh_dh = partials
+        d_a_h = delta * dh_da_h
+        d_rh = gates.matmul(d_a_h, candidate_kernel.T)
+        d_a_zr = (delta * dh_dz * dz_da_z, d_rh * drh_da_r)
+        return delta * dh_dh + d_rh * drh_dh + project_back(d_a_zr), (d_a_zr, d_a_h)
+
+    def cotangents(emitted):
+        d_a_zr, d_a_h = emitted
+        d_kernel = _kernel_gradient(weights.kernel, h_in, recurrent_masks, d_a_zr, (rh, d_a_h))
+        return (*d_a_zr, d_a_h), gates.RecurrentWeights(d_kernel, None)
+
+    return _Adjoint((dh_da_h, dh_dz, dz_da_z, drh_da_r, drh_dh, dh_dh), step, cotangents)
+
+
+def _back_projection(kernel, recurrent_masks, units, gate_count):
+    """``dA -> Σ_k m_k ⊙ (dA_k U_kᵀ)`` over the first ``gate_count`` gates: the cotangent
+    of ``h`` through its matmuls (one matmul without recurrent dropout masks)."""
+    if recurrent_masks is None:
+        h_kernel_t = kernel[:, :gate_count * units].T
+        return lambda d_a: gates.matmul(jnp.concatenate(d_a, axis=-1), h_kernel_t)
+    blocks = jnp.split(kernel, 3, axis=1)
+    return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks))
+
+
+def _reverse_scan(adjoint: _Adjoint, d_outputs, d_final: Carry, keep, reset, options: LoopOptions, dtype):
+    """The reverse loop: undoes `jaxgru.loop.forward`'s selects around ``adjoint.step``.
+
+    Returns ``(∂L/∂carry.state, ∂L/∂carry.output, ∂L/∂reset_state or None, emitted)``.
+    The carry holds ``∂L/∂h`` of the state leaving the step, plus (with a mask) the
+    cotangent of the repeated output and (with resets) the reset state's running sum.
+    """
+    masked = keep is not None
+
+    def body(carry, inputs):
+        dh_next, d_repeated, d_reset = carry
+        d_out, partials, keep_t, reset_t = inputs
+        if not masked:
+            dh_in, emitted = adjoint.step(dh_next + d_out, partials)
+        else:
+            # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h_in
+            keep_t = keep_t[:, None]
+            zeros = jnp.zeros_like(dh_next)
+            d_out = d_out + d_repeated
+            dh_in, emitted = adjoint.step(jnp.where(keep_t, dh_next + d_out, zeros), partials)
+            dh_in = dh_in + jnp.where(keep_t, zeros, dh_next)
+            d_repeated = zeros if options.zero_output_for_mask else jnp.where(keep_t, zeros, d_out)
+        if reset_t is not None:  # forward: h_in = reset ? reset_state : h;  previous = reset ? 0 : previous
+            restart = reset_t[:, None]
+            d_reset = d_reset + jnp.where(restart, dh_in, 0.0)
+            dh_in = jnp.where(restart, 0.0, dh_in)
+            if masked:
+                d_repeated = jnp.where(restart, 0.0, d_repeated)
+        return (dh_in.astype(dtype), d_repeated, d_reset), emitted
+
+    d_reset = None if reset is None else jnp.zeros_like(d_final.state)
+    # without a mask the final carried output is the final state
+    init = (d_final.state, d_final.output, d_reset) if masked else (d_final.state + d_final.output, None, d_reset)
+    (d_state, d_repeated, d_reset), emitted = lax.scan(
+        body, init, (d_outputs, adjoint.partials, keep, reset), reverse=True, unroll=options.unroll)
+    d_output = d_repeated if masked else jnp.zeros_like(d_state)
+    return d_state, d_output, d_reset, emitted
 
 
 def _partials(fn, *args):
@@ -259,19 +291,16 @@ def _partials(fn, *args):
     return fn_vjp(jnp.ones_like(out))
 
 
-def _kernel_gradient(kernel, h_prev, recurrent_masks, dm, candidate=None):
-    """``∂L/∂U`` ``(U, 3U)``: per gate, (its matmul input over all steps)ᵀ ``dM``, each a
-    single matmul over the ``T*B`` rows. ``candidate``: ``(r ⊙ h_h, dQ)`` for reset_after=False."""
+def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
+    """``∂L/∂U`` ``(U, 3U)``: per gate, (its matmul input over all steps)ᵀ ``dA``, each a
+    single matmul over the ``T*B`` rows. ``candidate``: ``(r ⊙ h_h, dA_h)`` for reset_after=False."""
     acc = gates.accumulation_dtype(kernel.dtype)
 
     def contract(a, d):  # (T, B, U)ᵀ (T, B, N) -> (U, N)
         return jnp.einsum("tbu,tbn->un", a.astype(kernel.dtype), d, preferred_element_type=acc)
 
-    masks = (None,) * len(dm) if recurrent_masks is None else recurrent_masks
-    blocks = [contract(h_prev if mask is None else h_prev * mask, d) for mask, d in zip(masks, dm)]
+    masks = (None,) * len(d_a) if recurrent_masks is None else recurrent_masks
+    blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a)]
     if candidate is not None:
         blocks.append(contract(*candidate))
     return jnp.concatenate(blocks, axis=1).astype(kernel.dtype)
-
-
-_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)

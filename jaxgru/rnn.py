@@ -1,23 +1,25 @@
 """The Keras ``GRU`` and ``Bidirectional(GRU)`` layers as pure functions over `lax.scan`.
 
 Shapes: inputs ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), state ``(B, U)``,
-outputs ``(B, T, U)`` or the last output ``(B, U)``.
+outputs ``(B, T, U)`` or the last output ``(B, U)``. ``B`` may be any number of leading
+batch axes ``*batch`` (including none: ``(T, D)`` with state ``(U,)``); masks, lengths,
+resets and states then follow the same batch axes.
 
 Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
-outside the loop, as one ``(T*B, D) @ (D, U)`` matmul per gate into three ``(T, B, U)``
-arrays; the scan body holds only the recurrent matmul and the gate arithmetic
-(`jaxgru.gates.recurrent_step`). Without a mask the body does no masking work. By default
-the loop is differentiated by `jaxgru.fused_backward` (``backward="fused"``).
+outside the loop, as one ``(C*B, D) @ (D, U)`` matmul per gate into three ``(C, B, U)``
+arrays for a chunk of ``C`` timesteps; the scan body (`jaxgru.loop.forward`) holds only
+the recurrent matmul and the gate arithmetic (`jaxgru.gates.recurrent_step`). Without a
+mask or resets the body does no selecting. By default the loop is differentiated by
+`jaxgru.fused_backward` (``backward="fused"``).
 
-``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once. On CPU the
-default (`default_time_chunk`) splits long sequences into chunks of ``C`` steps, each
-projected right before its part of the loop (`_chunked_recurrence`), with ``C*B*U`` at
-most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused backward's
-residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one projection of a
-long sequence run out of cache. Measured on a 2-core CPU: forward 1.3x and
-forward+backward 1.1x faster at ``(B, T, D, U) = (256, 50, 128, 256)``, forward+backward
-1.1x at ``(8, 1000, 64, 256)``. The results are the same either way, up to float rounding
-in the weight gradients (sums over chunks instead of one sum over all steps).
+``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once (``C = T``).
+On CPU the default (`default_time_chunk`) splits long sequences into chunks of ``C``
+steps, each projected right before its part of the loop (`_chunked_recurrence`), with
+``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused
+backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
+projection of a long sequence run out of cache (measurements: benchmarks/RESULTS.md). The
+results are the same either way, up to float rounding in the weight gradients (sums over
+chunks instead of one sum over all steps).
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -25,6 +27,7 @@ Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Optional, Sequence, Union
 
@@ -35,10 +38,10 @@ from jax import lax
 from jaxgru import fused_backward, gates
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
+from jaxgru.loop import GRADIENTS, Carry, LoopOptions, Steps, forward
 from jaxgru.validation import as_floating_array, as_state, check_flags, check_key, check_positive_int, check_unroll
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
-BACKWARDS = ("fused", "autodiff")
 # Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
 CPU_CHUNK_ELEMENTS = 2 ** 18
 
@@ -53,129 +56,117 @@ def default_time_chunk(steps: int, batch: int, units: int) -> int:
     return chunk
 
 
-def _time_major_mask(mask: Any, batch: int, steps: int, time_major: bool) -> Optional[jax.Array]:
-    if mask is None:
-        return None
-    if isinstance(mask, (str, bytes)):
-        raise TypeError(f"mask: expected booleans (or 0/1 integers), got {mask!r}.")
-    try:
-        mask = jnp.asarray(mask)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"mask: expected booleans (or 0/1 integers), got {type(mask).__name__} ({error}).") from None
-    expected = (steps, batch) if time_major else (batch, steps)
-    if tuple(mask.shape) != expected:
-        layout = "(T, B) with time_major" if time_major else "(B, T)"
-        raise ValueError(f"mask: expected shape {layout} = {expected}, got {tuple(mask.shape)}.")
-    if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
-        raise ValueError(f"mask: expected booleans (or 0/1 integers), got dtype {mask.dtype}.")
-    mask = mask.astype(jnp.bool_)
-    return mask if time_major else mask.T
+def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
+                    time_major: bool) -> Optional[jax.Array]:
+    """A mask or resets argument as ``(T, B)`` booleans (B the flattened batch axes).
 
-
-def scan_recurrence(cell: GRUCell, weights: gates.RecurrentWeights, h0: jax.Array, xi: gates.GateInputs,
-                    recurrent_masks: Optional[jax.Array], step_mask: Optional[jax.Array],
-                    zero_output_for_mask: bool, unroll: int = 1, remat: bool = False,
-                    backward: str = "fused", initial_output: Optional[jax.Array] = None):
-    """Runs `recurrent_step` over time.
-
-    ``backward``: how the loop is differentiated (see `rnn`).
-
-    Args:
-      h0: ``(B, U)`` initial state. xi: three ``(T, B, U)`` input projections.
-      step_mask: ``(T, B)`` booleans or None.
-      initial_output: ``(B, U)``, the output a masked first step repeats (zeros when
-        None); a later chunk of one sequence passes the previous chunk's last output.
-
-    Returns:
-      ``(outputs (T, B, U), last_output (B, U), final_state (B, U))`` with Keras's mask
-      semantics: at a masked step the state is carried over and the output is the
-      previous output (zeros before any valid step), or zeros with
-      ``zero_output_for_mask``; the last output is the output of the final step.
+    Expected in the inputs' layout: ``(*batch, T)``, or ``(T, *batch)`` with
+    ``time_major``; booleans or 0/1 integers (floats are rejected).
     """
-
-    if backward not in BACKWARDS:
-        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}.")
-    if backward == "fused" and not remat and fused_backward.supports(cell):
-        return fused_backward.fused_scan_recurrence(cell, weights, h0, xi, recurrent_masks, step_mask,
-                                                    zero_output_for_mask, unroll, initial_output)
-
-    def step(h, xi_t):
-        return gates.recurrent_step(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
-
-    if remat:
-        step = jax.checkpoint(step, prevent_cse=False)
-
-    if step_mask is None:
-        def body(h, xi_t):
-            h_new = step(h, xi_t)
-            return h_new, h_new
-
-        h_last, outputs = lax.scan(body, h0, tuple(xi), unroll=unroll)
-        return outputs, h_last, h_last
-
-    def masked_body(carry, inputs):
-        h, previous_output = carry
-        xi_t, keep = inputs
-        keep = keep[:, None]
-        h_new = step(h, xi_t)
-        fallback = jnp.zeros_like(h_new) if zero_output_for_mask else previous_output
-        output = jnp.where(keep, h_new, fallback)
-        return (jnp.where(keep, h_new, h), output), output
-
-    if initial_output is None:
-        initial_output = jnp.zeros_like(h0)
-    (h_last, last_output), outputs = lax.scan(
-        masked_body, (h0, initial_output), (tuple(xi), step_mask), unroll=unroll)
-    return outputs, last_output, h_last
+    if value is None:
+        return None
+    expected_text = "booleans (or 0/1 integers)"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{argument}: expected {expected_text}, got {value!r}.")
+    try:
+        value = jnp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{argument}: expected {expected_text}, got {type(value).__name__} ({error}).") from None
+    expected = (steps, *batch_shape) if time_major else (*batch_shape, steps)
+    if tuple(value.shape) != expected:
+        layout = "(T, *batch) with time_major" if time_major else "(*batch, T)"
+        raise ValueError(f"{argument}: expected shape {layout} = {expected}, got {tuple(value.shape)}.")
+    if not (value.dtype == jnp.bool_ or jnp.issubdtype(value.dtype, jnp.integer)):
+        raise ValueError(f"{argument}: expected {expected_text}, got dtype {value.dtype}.")
+    value = value.astype(jnp.bool_).reshape(steps, -1) if time_major else value.astype(jnp.bool_).reshape(-1, steps).T
+    return value
 
 
-def _chunked_recurrence(cell: GRUCell, params: Params, xs: jax.Array, h0: jax.Array, masks: DropoutMasks,
-                        step_mask: Optional[jax.Array], chunk: int, **scan_options):
-    """Projects and runs the sequence ``xs`` ``(T, B, D)`` in chunks of ``chunk`` steps.
+def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> jax.Array:
+    """``(T, B)`` booleans ``t < seq_lengths[b]`` for ``(*batch,)`` integer lengths.
+
+    Lengths known at trace time must lie in ``[0, T]`` (a ValueError otherwise); traced
+    lengths cannot be checked, and act as clipped to that range.
+    """
+    if isinstance(seq_lengths, (str, bytes, bool)):
+        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got {seq_lengths!r}.")
+    try:
+        lengths = jnp.asarray(seq_lengths)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got "
+                        f"{type(seq_lengths).__name__} ({error}).") from None
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got dtype {lengths.dtype}.")
+    if tuple(lengths.shape) != batch_shape:
+        raise ValueError(f"seq_lengths: expected shape {batch_shape} (the batch axes), got {tuple(lengths.shape)}.")
+    if not isinstance(lengths, jax.core.Tracer) and lengths.size:
+        low, high = int(jnp.min(lengths)), int(jnp.max(lengths))
+        if low < 0 or high > steps:
+            raise ValueError(f"seq_lengths: expected lengths in [0, T] = [0, {steps}], got values from {low} to {high}.")
+    return jnp.arange(steps)[:, None] < lengths.reshape(1, -1)
+
+
+def _reversed_resets(resets: jax.Array) -> jax.Array:
+    """The resets of the reversed pass over ``(T, B)`` segment starts: reading backwards,
+    the pass enters the segment ``[s, e)`` at step ``e - 1``, i.e. just before the next
+    segment's start; the flags then follow processing order."""
+    entering = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
+    return entering[::-1]
+
+
+def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: Optional[jax.Array],
+          steps: Steps, recurrent_masks: Optional[jax.Array], options: LoopOptions):
+    """`jaxgru.loop.forward`'s ``(outputs, final Carry)``, differentiated as
+    ``options.gradient`` says (the fused adjoint needs elementwise activations and no
+    ``remat``; otherwise autodiff)."""
+    if options.gradient == "fused" and not options.remat and fused_backward.supports(cell):
+        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
+    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
+    return outputs, final
+
+
+def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array, dropout: DropoutMasks,
+                        chunk: int, options: LoopOptions) -> tuple[jax.Array, Carry]:
+    """Projects and runs ``sequence = (xs, keep, reset)`` (time-major: ``(T, B, D)`` and
+    ``(T, B)`` flags or None) in chunks of ``chunk`` steps.
 
     Each chunk's input projection (three ``(C*B, D) @ (D, U)`` matmuls) runs right before
-    its part of the recurrence, inside an outer `lax.scan` over the chunks; the state and
-    the last output are carried across chunk boundaries, so the result equals one
-    projection of all ``T`` steps followed by one scan. ``chunk >= T`` is exactly that.
-    A last, shorter chunk takes the ``T mod C`` remaining steps.
+    its part of the recurrence, inside an outer `lax.scan` over the chunks; the `Carry`
+    crosses chunk boundaries, so the result equals one projection of all ``T`` steps
+    followed by one scan. ``chunk >= T`` is exactly that. A last, shorter chunk takes the
+    ``T mod C`` remaining steps. Reset steps restart from ``h0``.
 
-    Returns ``(outputs (T, B, U), last_output (B, U), final_state (B, U))``.
+    Returns ``(outputs (T, B, U), final Carry)``.
     """
     weights = gates.recurrent_weights(cell, params)
+    reset_state = None if sequence[2] is None else h0
 
-    def run(carry, chunk_inputs):
-        h, output = carry
-        x, step_mask = chunk_inputs
-        xi = gates.project_inputs(cell, params, x, masks.inputs)
-        outputs, last_output, h = scan_recurrence(cell, weights, h, xi, masks.recurrent, step_mask,
-                                                  initial_output=output, **scan_options)
-        return (h, last_output), outputs
+    def run(carry, part):
+        xs, keep, reset = part
+        steps = Steps(gates.project_inputs(cell, params, xs, dropout.inputs), keep, reset)
+        outputs, carry = _loop(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
+        return carry, outputs
 
-    def steps_of(a, start, stop):  # time slice of xs or of the optional step mask
-        return None if a is None else a[start:stop]
-
-    steps = xs.shape[0]
-    chunk = min(chunk, steps)
-    count, rest = divmod(steps, chunk)
+    length = sequence[0].shape[0]
+    chunk = min(chunk, length)
+    count, rest = divmod(length, chunk)
     head = count * chunk
-    carry = (h0, jnp.zeros_like(h0))
+    carry = Carry(h0, jnp.zeros_like(h0))
     if count == 1:
-        carry, outputs = run(carry, (xs[:head], steps_of(step_mask, 0, head)))
+        carry, outputs = run(carry, jax.tree.map(lambda a: a[:head], sequence))
     else:
-        def split(a):
-            return None if a is None else a[:head].reshape(count, chunk, *a.shape[1:])
-
-        carry, outputs = lax.scan(run, carry, (split(xs), split(step_mask)))
+        chunks = jax.tree.map(lambda a: a[:head].reshape(count, chunk, *a.shape[1:]), sequence)
+        carry, outputs = lax.scan(run, carry, chunks)
         outputs = outputs.reshape(head, *outputs.shape[2:])
     if rest:
-        carry, tail = run(carry, (xs[head:], steps_of(step_mask, head, steps)))
+        carry, tail = run(carry, jax.tree.map(lambda a: a[head:], sequence))
         outputs = jnp.concatenate([outputs, tail])
-    final_state, last_output = carry
-    return outputs, last_output, final_state
+    return outputs, carry
 
 
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
-        mask: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
+        mask: Optional[jax.Array] = None, seq_lengths: Optional[jax.Array] = None,
+        resets: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
         zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
         masks: Optional[DropoutMasks] = None, backward: str = "fused", time_chunk: Optional[int] = None):
@@ -184,13 +175,29 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     Args:
       cell: the `GRUCell` configuration.
       params: the cell's params (`GRUCell.init`).
-      inputs: ``(B, T, D)``, or ``(T, B, D)`` with ``time_major``.
+      inputs: ``(B, T, D)``, or ``(T, B, D)`` with ``time_major``. ``B`` may be any number
+        of leading batch axes, or none (``(T, D)``); every per-row argument and result
+        then has the same batch axes in place of ``B``.
       initial_state: ``(B, U)``; zeros in the inputs' dtype when None.
       mask: booleans (or 0/1 integers; floats are rejected) in the inputs' layout,
         ``(B, T)`` (``(T, B)`` with ``time_major``, as Keras's backend takes it); True
         marks a valid step. A fully masked row keeps ``initial_state`` and outputs zeros.
         Masked steps' inputs are never read, so padding of any value (NaN, inf) leaves
         outputs and gradients unaffected (the padding's own gradient is zero).
+      seq_lengths: ``(B,)`` integers in ``[0, T]``, an alternative to ``mask`` for right
+        padding: step ``t`` of row ``b`` is valid when ``t < seq_lengths[b]`` (PyTorch's
+        packed sequences). Not together with ``mask``.
+      resets: booleans (or 0/1 integers) in the mask's layout: ``resets[b, t]`` True
+        means step ``t`` starts a new segment (episode) in row ``b``: the state entering
+        step ``t`` is replaced by ``initial_state[b]`` (zeros when None), and the output a
+        masked step repeats by zeros, so a reset step behaves exactly like the first step
+        of a sequence. Gradients do not cross a reset; the gradient of
+        ``initial_state`` sums over every segment that starts from it. Segments are
+        ranges of the time axis, read backwards with ``go_backwards``: for resets at
+        steps 0 and 3 of ``T = 6`` the segments are ``[0, 1, 2]`` and ``[3, 4, 5]``; the
+        forward pass processes ``0 1 2 | 3 4 5`` (reset before 3), the reversed pass
+        ``5 4 3 | 2 1 0`` (reset before 2, when it enters the first segment). Dropout
+        masks stay per row for the whole call.
       rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
@@ -222,50 +229,72 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
       ``(B, U)``; ``final_state`` ``(B, U)``. Without ``return_sequences`` the output is
       the last one of the sequence exactly as tf_keras's ``backend.rnn`` carries it: with
       a mask, the output of the last valid step, or zeros with ``zero_output_for_mask``
-      when the final processed step is masked.
+      when the final processed step is masked. ``B == 0`` gives empty results.
     """
     check_flags(training=training, go_backwards=go_backwards, return_sequences=return_sequences,
                 time_major=time_major, zero_output_for_mask=zero_output_for_mask, remat=remat)
-    unroll = check_unroll(unroll)
-    layout = "(T, B, D)" if time_major else "(B, T, D)"
+    options = LoopOptions(zero_output_for_mask, check_unroll(unroll), remat, backward)
+    if backward not in GRADIENTS:
+        raise ValueError(f"backward: expected one of {GRADIENTS}, got {backward!r}.")
+    layout = "(T, *batch, D)" if time_major else "(*batch, T, D)"
     inputs = as_floating_array(inputs, "inputs", layout)
-    if inputs.ndim != 3:
-        raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
-    xs = inputs if time_major else jnp.swapaxes(inputs, 0, 1)
-    steps, batch, features = xs.shape
+    if inputs.ndim < 2:
+        raise ValueError(f"inputs: expected {layout} with any number of batch axes (at least (T, D)), "
+                         f"got shape {inputs.shape}.")
+    steps, features = inputs.shape[0 if time_major else -2], inputs.shape[-1]
+    batch_shape = tuple(inputs.shape[1:-1] if time_major else inputs.shape[:-2])
+    batch = math.prod(batch_shape)
     if steps == 0:
         raise ValueError("inputs: the sequence has no timesteps (T == 0).")
     d = cell.check_params(params)
     if features != d:
         raise ValueError(f"inputs: expected feature dimension {d} (the kernel's input_dim), got {features}.")
-    step_mask = _time_major_mask(mask, batch, steps, time_major)
-    if step_mask is not None:
+    xs = inputs.reshape(steps, batch, d) if time_major else jnp.swapaxes(inputs.reshape(batch, steps, d), 0, 1)
+    if mask is not None and seq_lengths is not None:
+        raise ValueError("mask, seq_lengths: pass one of them (seq_lengths is right padding's mask), not both.")
+    keep = (_per_step_flags(mask, "mask", batch_shape, steps, time_major) if seq_lengths is None
+            else _length_mask(seq_lengths, batch_shape, steps))
+    reset = _per_step_flags(resets, "resets", batch_shape, steps, time_major)
+    if keep is not None:
         # Padding never reaches the arithmetic: a masked step's output is discarded, but
         # NaN/inf in its inputs would still make its partial derivatives NaN, and the zero
         # cotangent times NaN poisons every parameter gradient. Selected inputs give every
         # masked step finite partials and so an exact zero contribution.
-        xs = jnp.where(step_mask[:, :, None], xs, jnp.zeros((), xs.dtype))
-    if initial_state is not None:
-        h0 = as_state(initial_state, "initial_state")
-        if tuple(h0.shape) != (batch, cell.units):
-            raise ValueError(f"initial_state: expected shape {(batch, cell.units)}, got {tuple(h0.shape)}.")
-
-    if time_chunk is None:
-        time_chunk = default_time_chunk(steps, batch, cell.units)
-    time_chunk = check_positive_int(time_chunk, "time_chunk")
-    masks = cell.resolve_masks(rng, masks, training, (batch,), d, inputs.dtype)
-    if go_backwards:
-        xs = xs[::-1]
-        step_mask = None if step_mask is None else step_mask[::-1]
+        xs = jnp.where(keep[:, :, None], xs, jnp.zeros((), xs.dtype))
     if initial_state is None:
         # zeros (B, U) in the inputs' dtype, sharded along B like the inputs
         h0 = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1]), (batch, cell.units))
-    outputs, last_output, final_state = _chunked_recurrence(
-        cell, params, xs, h0, masks, step_mask, time_chunk, zero_output_for_mask=zero_output_for_mask,
-        unroll=unroll, remat=remat, backward=backward)
+    else:
+        h0 = as_state(initial_state, "initial_state", "(*batch, U)")
+        if tuple(h0.shape) != (*batch_shape, cell.units):
+            raise ValueError(f"initial_state: expected shape {(*batch_shape, cell.units)}, got {tuple(h0.shape)}.")
+        h0 = h0.reshape(batch, cell.units)
+    time_chunk = check_positive_int(default_time_chunk(steps, batch, cell.units) if time_chunk is None
+                                    else time_chunk, "time_chunk")
+    dropout = _flat_dropout_masks(cell, rng, masks, training, batch_shape, d, inputs.dtype)
+    if go_backwards:
+        xs, keep = xs[::-1], None if keep is None else keep[::-1]
+        reset = None if reset is None else _reversed_resets(reset)
+    outputs, final = _chunked_recurrence(cell, params, (xs, keep, reset), h0, dropout, time_chunk, options)
+    final_state = final.state.reshape(*batch_shape, cell.units)
     if not return_sequences:
-        return last_output, final_state
-    return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_state
+        return final.output.reshape(*batch_shape, cell.units), final_state
+    if time_major:
+        return outputs.reshape(steps, *batch_shape, cell.units), final_state
+    return jnp.swapaxes(outputs, 0, 1).reshape(*batch_shape, steps, cell.units), final_state
+
+
+def _flat_dropout_masks(cell: GRUCell, rng, masks: Optional[DropoutMasks], training: bool,
+                        batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
+    """`GRUCell.resolve_masks` for inputs with batch axes ``batch_shape``, as masks over
+    the flattened batch ``(3, B, ·)``; explicit ``masks`` have the batch axes."""
+    batch = math.prod(batch_shape)
+    if masks is not None and training:
+        masks = cell.resolve_masks(rng, masks, True, batch_shape, input_dim, dtype)  # checks the shapes
+        masks = DropoutMasks(*(None if m is None else m.reshape(3, batch, m.shape[-1]) for m in masks))
+    if batch == 0:  # no rows to draw masks for
+        training = False
+    return cell.resolve_masks(rng, masks, training, (batch,), input_dim, dtype)
 
 
 def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
@@ -282,6 +311,7 @@ def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
 
 def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Params], inputs: jax.Array, *,
                   merge_mode: Optional[str] = "concat", mask: Optional[jax.Array] = None,
+                  seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
                   initial_state: Optional[Sequence[jax.Array]] = None, rng: Optional[jax.Array] = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
                   unroll: int = 1, remat: bool = False, backward: str = "fused",
@@ -300,6 +330,9 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
       rng: split with ``jax.random.split(rng)`` into one key per direction
         (forward first); each direction draws its own masks once per sequence. For
         explicit masks, call `rnn` per direction with ``masks=``.
+      mask, seq_lengths, resets: as in `rnn`, for both directions; the backward direction
+        reads each reset segment backwards and restarts from its initial state when it
+        enters a segment.
       Other arguments as in `rnn`.
 
     The backward direction runs `rnn` with ``go_backwards=True``; its output sequence is
@@ -334,13 +367,13 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
     elif not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
         raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
     keys = (None, None) if rng is None else tuple(jax.random.split(check_key(rng, "rng")))
-    common = dict(mask=mask, training=training, return_sequences=return_sequences, time_major=time_major,
-                  zero_output_for_mask=return_sequences, unroll=unroll, remat=remat,
-                  backward=backward, time_chunk=time_chunk)
+    common = dict(mask=mask, seq_lengths=seq_lengths, resets=resets, training=training,
+                  return_sequences=return_sequences, time_major=time_major, zero_output_for_mask=return_sequences,
+                  unroll=unroll, remat=remat, backward=backward, time_chunk=time_chunk)
     out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=initial_state[0], rng=keys[0],
                            go_backwards=False, **common)
     out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=initial_state[1], rng=keys[1],
                            go_backwards=True, **common)
     if return_sequences:
-        out_bw = jnp.flip(out_bw, axis=0 if time_major else 1)
+        out_bw = jnp.flip(out_bw, axis=0 if time_major else -2)
     return _merge(out_fw, out_bw, merge_mode), (final_fw, final_bw)

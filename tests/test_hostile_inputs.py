@@ -172,7 +172,7 @@ def test_padding_in_bidirectional_gradients():
     (lambda: jaxgru.rnn(CELL, PARAMS, X, unroll=1.5), TypeError, "unroll: expected an integer"),
     (lambda: jaxgru.bidirectional(CELL, BI_PARAMS, X, unroll=None), TypeError, "unroll: expected an integer"),
     (lambda: jaxgru.rnn(CELL, PARAMS, X, initial_state=[None]), TypeError,
-     r"initial_state: expected a floating-point array \(B, U\), got None"),
+     r"initial_state: expected a floating-point array \(\*batch, U\), got None"),
     (lambda: CELL.step(PARAMS, None, X[:, 0]), TypeError, r"state: expected a floating-point array \(B, U\)"),
     (lambda: CELL.step(PARAMS, (), X[:, 0]), ValueError, "state: a GRU has one state tensor"),
     (lambda: CELL.step(PARAMS, jnp.zeros((B, U)), object()), TypeError, "x: expected a floating-point array"),

@@ -23,14 +23,14 @@ def traced(fn, *args, **kwargs):
 @pytest.mark.parametrize(
     "inputs,kwargs,error,match",
     [
-        (jnp.ones((B, D)), {}, ValueError, r"inputs: expected rank 3 \(B, T, D\)"),
-        (jnp.ones((1, B, T, D)), {}, ValueError, "inputs: expected rank 3"),
-        (jnp.ones((B, D)), {"time_major": True}, ValueError, r"inputs: expected rank 3 \(T, B, D\)"),
+        (jnp.ones((D,)), {}, ValueError, r"inputs: expected \(\*batch, T, D\) with any number of batch axes"),
+        (jnp.ones(()), {"time_major": True}, ValueError, r"inputs: expected \(T, \*batch, D\)"),
         (jnp.ones((B, T, D + 1)), {}, ValueError, "inputs: expected feature dimension 4"),
         (jnp.ones((B, 0, D)), {}, ValueError, r"inputs: .*T == 0"),
         (jnp.ones((0, B, D)), {"time_major": True}, ValueError, r"inputs: .*T == 0"),
-        (X, {"mask": jnp.ones((T, B), bool)}, ValueError, r"mask: expected shape \(B, T\)"),
-        (X, {"mask": jnp.ones((T, B), bool), "time_major": True}, ValueError, r"mask: expected shape \(T, B\)"),
+        (X, {"mask": jnp.ones((T, B), bool)}, ValueError, r"mask: expected shape \(\*batch, T\) = \(2, 3\)"),
+        (X, {"mask": jnp.ones((T, B), bool), "time_major": True}, ValueError,
+         r"mask: expected shape \(T, \*batch\) with time_major = \(2, 3\)"),
         (X, {"mask": jnp.ones((B, T, 1), bool)}, ValueError, "mask: expected shape"),
         (X, {"mask": jnp.ones((B,), bool)}, ValueError, "mask: expected shape"),
         (X, {"mask": jnp.ones((B, T), jnp.float32)}, ValueError, "mask: expected booleans.*float32"),
@@ -54,7 +54,7 @@ def test_rnn_initial_state_wrong_shape(state):
 
 
 def test_integer_inputs_and_states_are_rejected():
-    with pytest.raises(TypeError, match=r"inputs: expected a floating-point array \(B, T, D\), got dtype int32"):
+    with pytest.raises(TypeError, match=r"inputs: expected a floating-point array \(\*batch, T, D\), got dtype int32"):
         jaxgru.rnn(CELL, PARAMS, jnp.ones((B, T, D), jnp.int32))
     with pytest.raises(TypeError, match="inputs: expected a floating-point array"):
         jaxgru.bidirectional(CELL, BI_PARAMS, np.ones((B, T, D), bool))

@@ -1,0 +1,134 @@
+"""The GRU layer's time loop: one `lax.scan` body, shared by both gradient modes.
+
+Everything a step reads travels in two types, so that a new per-step input changes one
+`NamedTuple`, not every signature between `jaxgru.rnn` and the scan body:
+
+* `Steps`: the per-step inputs, time-major (``(T, B, ...)``): the input-side gate
+  pre-activations, the sequence mask and the segment resets;
+* `LoopOptions`: the static options (masked-output rule, unrolling, gradient mode).
+
+The loop carries the state ``h`` ``(B, U)`` and, with a mask, the output a masked step
+repeats. At step ``t`` (``k_t``: the step mask, ``s_t``: the reset flag)::
+
+    h_in   = s_t ? h_reset : h          previous = s_t ? 0 : previous
+    h_new  = gru(h_in, xi_t)            (`jaxgru.gates.recurrent_step`)
+    output = k_t ? h_new : (0 if zero_output_for_mask else previous)
+    h      = k_t ? h_new : h_in
+
+so a reset step starts a new segment exactly like the first step of a sequence, and a
+masked step carries the state over. ``h_reset`` is the sequence's initial state.
+
+`jaxgru.rnn` differentiates the loop by autodiff (``gradient="autodiff"``, or with
+``remat``) or by `jaxgru.fused_backward`'s hand-written adjoint (``"fused"``), which calls
+`forward` with ``keep_residuals=True`` for the arrays its backward pass reads.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgru import gates
+from jaxgru.cell import GRUCell
+
+__all__ = ["Steps", "LoopOptions", "Carry", "GRADIENTS", "forward"]
+
+GRADIENTS = ("fused", "autodiff")
+
+
+class Steps(NamedTuple):
+    """The loop's per-step inputs, time-major; step ``t`` reads index ``t`` of each.
+
+    Attributes:
+      xi: the input-side pre-activations ``x W_k + b_k``: three ``(T, B, U)``.
+      keep: ``(T, B)`` booleans, True for a valid step (the sequence mask), or None.
+      reset: ``(T, B)`` booleans, True where a step starts a new segment (its state is
+        the reset state and its carried output zeros), or None.
+    """
+
+    xi: gates.GateInputs
+    keep: Optional[jax.Array] = None
+    reset: Optional[jax.Array] = None
+
+    def between(self, start: int, stop: int) -> Steps:
+        """Steps ``start`` to ``stop - 1``."""
+        return jax.tree.map(lambda a: a[start:stop], self)
+
+
+class LoopOptions(NamedTuple):
+    """Static loop options (hashable, so they can be a `jax.custom_vjp` non-diff argument).
+
+    Attributes:
+      zero_output_for_mask: masked steps output zeros instead of the previous output.
+      unroll: `lax.scan`'s ``unroll``.
+      remat: recompute each step in the backward pass (`jax.checkpoint`); autodiff only.
+      gradient: "fused" (the hand-written adjoint, where the activations allow it) or
+        "autodiff".
+    """
+
+    zero_output_for_mask: bool = False
+    unroll: Union[int, bool] = 1
+    remat: bool = False
+    gradient: str = "fused"
+
+
+class Carry(NamedTuple):
+    """What crosses from one step (or chunk of steps) to the next: the state ``(B, U)``
+    and the output a masked step repeats ``(B, U)`` (zeros before any valid step)."""
+
+    state: jax.Array
+    output: jax.Array
+
+
+def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: Optional[jax.Array],
+            steps: Steps, recurrent_masks: Optional[jax.Array], options: LoopOptions, keep_residuals: bool = False):
+    """The scan (the module docstring's step).
+
+    Args:
+      weights: recurrent kernel ``(U, 3U)`` and recurrent bias ``(3U,)`` or None.
+      carry: the state and repeated output entering the first step.
+      reset_state: ``(B, U)``, the state a reset step starts from (None without resets).
+      recurrent_masks: ``(3, B, U)`` recurrent dropout masks or None.
+
+    Returns:
+      ``(outputs (T, B, U), Carry after the last step, residuals)``; ``residuals`` is
+      None unless ``keep_residuals``, else ``(states, terms)``: the state entering each
+      next step ``(T, B, U)`` and `gates.recurrent_step_with_preactivations`'s three
+      ``(T, B, U)`` gate terms. Without a mask the states are the outputs (no copy), and
+      the carried output is the state.
+    """
+    masked = steps.keep is not None
+
+    def gru(h, xi_t):
+        return gates.recurrent_step_with_preactivations(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
+
+    if options.remat:
+        gru = jax.checkpoint(gru, prevent_cse=False)
+
+    def body(carry, step):
+        h, previous = carry if masked else (carry, None)
+        xi_t, keep, reset = step
+        if reset is not None:
+            restart = reset[:, None]
+            h = jnp.where(restart, reset_state, h)
+            if masked:
+                previous = jnp.where(restart, jnp.zeros_like(previous), previous)
+        h_new, terms = gru(h, xi_t)
+        terms = terms if keep_residuals else None
+        if not masked:
+            return h_new, (h_new, None, terms)
+        keep = keep[:, None]
+        fallback = jnp.zeros_like(h_new) if options.zero_output_for_mask else previous
+        output = jnp.where(keep, h_new, fallback)
+        h_next = jnp.where(keep, h_new, h)
+        return (h_next, output), (output, h_next if keep_residuals else None, terms)
+
+    init = tuple(carry) if masked else carry.state
+    final, (outputs, states, terms) = lax.scan(body, init, (tuple(steps.xi), steps.keep, steps.reset),
+                                               unroll=options.unroll)
+    final = Carry(*final) if masked else Carry(final, final)
+    residuals = ((states if masked else outputs), terms) if keep_residuals else None
+    return outputs, final, residuals

@@ -1,0 +1,218 @@
+"""`resets=`: episode boundaries inside one call, against a hand-written `lax.scan` over
+`cell.step` with `jnp.where` resets (the pattern RL code writes by hand) and against
+segments run one by one."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import jaxgru
+
+B, T, D, U = 3, 7, 4, 5
+RESETS = np.array([[0, 0, 1, 0, 0, 0, 1],
+                   [1, 0, 0, 0, 1, 1, 0],
+                   [0, 0, 0, 0, 0, 0, 0]], bool)
+MASK = np.array([[1, 1, 1, 0, 1, 1, 1],
+                 [1, 1, 0, 1, 1, 0, 1],
+                 [0, 1, 1, 1, 1, 1, 0]], bool)
+TOLERANCE = dict(rtol=2e-5, atol=2e-6)
+
+
+def problem(cell, seed=0):
+    keys = jax.random.split(jax.random.key(seed), 3)
+    params = cell.init(keys[0], D)
+    params = jax.tree.map(lambda w: w + 0.1 * jax.random.normal(keys[1], w.shape), params)  # nonzero biases
+    x = jax.random.normal(keys[2], (B, T, D))
+    h0 = 0.5 * jax.random.normal(jax.random.fold_in(keys[2], 1), (B, U))
+    return params, x, h0
+
+
+def scanned_reference(cell, params, x, h0, mask, resets, dropout, zero_output_for_mask=False):
+    """The ScannedRNN pattern: ``h = where(reset, h0, h)`` before every `cell.step`, Keras's
+    mask rule after it; a reset also zeroes the output masked steps repeat."""
+    mask = np.ones((B, T), bool) if mask is None else mask
+
+    def body(carry, inputs):
+        h, previous = carry
+        x_t, keep, reset = inputs
+        h = jnp.where(reset[:, None], h0, h)
+        previous = jnp.where(reset[:, None], 0.0, previous)
+        h_new, _ = cell.step(params, h, x_t, training=dropout is not None, masks=dropout)
+        output = jnp.where(keep[:, None], h_new, 0.0 if zero_output_for_mask else previous)
+        return (jnp.where(keep[:, None], h_new, h), output), output
+
+    (h_last, _), outputs = lax.scan(body, (h0, jnp.zeros_like(h0)),
+                                    (jnp.swapaxes(x, 0, 1), jnp.asarray(mask).T, jnp.asarray(resets).T))
+    return jnp.swapaxes(outputs, 0, 1), h_last
+
+
+def loss_of(outputs, final):
+    weights = jnp.linspace(-1.0, 1.5, U)
+    return jnp.sum(jnp.sin(outputs) * weights) + jnp.sum(final ** 2)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("masked,dropout,time_chunk", [(False, False, None), (True, False, None),
+                                                       (True, True, 2), (False, True, 3)])
+def test_resets_match_the_scanned_rnn_pattern(reset_after, backward, masked, dropout, time_chunk):
+    cell = jaxgru.GRUCell(U, reset_after=reset_after, dropout=0.3 if dropout else 0.0,
+                          recurrent_dropout=0.2 if dropout else 0.0)
+    params, x, h0 = problem(cell)
+    mask = MASK if masked else None
+    key = jax.random.key(7)
+    masks = cell.dropout_masks(key, B, D) if dropout else None
+
+    def ours(params, x, h0):
+        return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key,
+                                   training=dropout, backward=backward, time_chunk=time_chunk))
+
+    def reference(params, x, h0):
+        return loss_of(*scanned_reference(cell, params, x, h0, mask, RESETS, masks))
+
+    expected_outputs = jax.jit(lambda p, x, h: scanned_reference(cell, p, x, h, mask, RESETS, masks))(params, x, h0)
+    got_outputs = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key, training=dropout,
+                             backward=backward, time_chunk=time_chunk)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got_outputs, expected_outputs)
+    expected = jax.jit(jax.grad(reference, argnums=(0, 1, 2)))(params, x, h0)
+    got = jax.jit(jax.grad(ours, argnums=(0, 1, 2)))(params, x, h0)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+
+
+def segments_reference(cell, params, x, h0, mask, resets, go_backwards, zero_output_for_mask):
+    """Each episode run on its own from ``h0`` with `jaxgru.rnn` (no resets): a reset cuts
+    the row into independent sequences, each read backwards with ``go_backwards``. Returns
+    outputs in processing order and the final state, per row."""
+    outputs, finals = [], []
+    for b in range(B):
+        starts = sorted({0, *np.flatnonzero(resets[b])})
+        bounds = list(zip(starts, [*starts[1:], T]))
+        row_outputs, state = [], h0[b]
+        for start, stop in (bounds[::-1] if go_backwards else bounds):
+            out, state = jaxgru.rnn(cell, params, x[b:b + 1, start:stop], initial_state=h0[b:b + 1],
+                                    mask=None if mask is None else mask[b:b + 1, start:stop],
+                                    go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
+                                    backward="autodiff")
+            row_outputs.append(out[0])
+            state = state[0]
+        outputs.append(jnp.concatenate(row_outputs))
+        finals.append(state)
+    return jnp.stack(outputs), jnp.stack(finals)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
+    cell = jaxgru.GRUCell(U, reset_after=reset_after)
+    params, x, h0 = problem(cell, seed=1)
+    mask = MASK if masked else None
+
+    def reference(params, x, h0):
+        return loss_of(*segments_reference(cell, params, x, h0, mask, RESETS, True, masked))
+
+    expected_loss, expected = jax.jit(jax.value_and_grad(reference, argnums=(0, 1, 2)))(params, x, h0)
+    for backward in ("fused", "autodiff"):
+        def ours(params, x, h0):
+            return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
+                                       go_backwards=True, zero_output_for_mask=masked, backward=backward))
+
+        loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(params, x, h0)
+        np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+
+
+def test_bidirectional_resets_each_direction_per_segment():
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=2)
+    params = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
+    h0_bw = -h0
+    outputs, (final_fw, final_bw) = jaxgru.bidirectional(cell, params, x, resets=RESETS, mask=MASK,
+                                                         initial_state=(h0, h0_bw))
+    out_fw, expected_fw = segments_reference(cell, params["forward"], x, h0, MASK, RESETS, False, True)
+    out_bw, expected_bw = segments_reference(cell, params["backward"], x, h0_bw, MASK, RESETS, True, True)
+    # backward outputs come in processing order per segment; the layer puts them back in input order
+    out_bw = jnp.flip(out_bw, axis=1)
+    np.testing.assert_allclose(outputs, jnp.concatenate([out_fw, out_bw], axis=-1), **TOLERANCE)
+    np.testing.assert_allclose(final_fw, expected_fw, **TOLERANCE)
+    np.testing.assert_allclose(final_bw, expected_bw, **TOLERANCE)
+
+
+@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+def test_a_reset_at_every_step_is_independent_one_step_sequences(backward):
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=3)
+    everywhere = np.ones((B, T), bool)
+    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, backward=backward)
+    one_step = jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1, out_axes=1)(x)
+    np.testing.assert_allclose(outputs, one_step, **TOLERANCE)
+    np.testing.assert_allclose(final, one_step[:, -1], **TOLERANCE)
+    # the gradient of h0 sums over the T segments that start from it
+    grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
+                                                     backward=backward)[0]))(h0)
+    expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
+    np.testing.assert_allclose(grad_h0, expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_no_reset_is_bit_for_bit_the_call_without_resets(backward, masked):
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=4)
+    mask = MASK if masked else None
+
+    def run(resets):
+        fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, backward=backward)
+        return fn(params, x, initial_state=h0), jax.grad(lambda p, x, h: loss_of(*fn(p, x, initial_state=h)),
+                                                         argnums=(0, 1, 2))(params, x, h0)
+
+    without, with_false = run(None), run(np.zeros((B, T), bool))
+    jax.tree.map(np.testing.assert_array_equal, with_false, without)
+
+
+@pytest.mark.parametrize("resets,error,match", [
+    (np.zeros((B, T + 1), bool), ValueError, r"resets: expected shape \(\*batch, T\) = \(3, 7\)"),
+    (np.zeros((T, B), bool), ValueError, r"resets: expected shape"),
+    (np.zeros((B, T), np.float32), ValueError, "resets: expected booleans .*float32"),
+    ("episode", TypeError, "resets: expected booleans"),
+])
+def test_bad_resets(resets, error, match):
+    cell = jaxgru.GRUCell(U)
+    params, x, _ = problem(cell)
+    with pytest.raises(error, match=match):
+        jaxgru.rnn(cell, params, x, resets=resets)
+    with pytest.raises(error, match=match):
+        jaxgru.bidirectional(cell, {"forward": params, "backward": params}, x, resets=resets)
+
+
+def test_flax_layers_take_resets_and_seq_lengths_per_call():
+    from flax import nnx
+
+    from jaxgru import flax as jf
+    from jaxgru import nnx as jn
+
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=5)
+    lengths = np.array([7, 4, 0])
+    calls = dict(resets=RESETS, seq_lengths=lengths)
+    expected = jaxgru.rnn(cell, params, x, initial_state=h0, return_sequences=False, **calls)
+
+    linen = jf.GRU(U, return_state=True)
+    got = linen.apply({"params": params}, x, initial_state=h0, **calls)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+
+    module = jn.GRU(D, U, return_state=True, rngs=nnx.Rngs(0))
+    nnx.update(module, nnx.State({name: nnx.Param(w) for name, w in params.items()}))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE),
+                 module(x, initial_state=h0, **calls), expected)
+
+    pair = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
+    expected_bi = jaxgru.bidirectional(cell, pair, x, **calls)[0]
+    bi = jf.Bidirectional(jf.GRU(U, return_sequences=True))
+    np.testing.assert_allclose(bi.apply({"params": pair}, x, **calls), expected_bi, **TOLERANCE)
+    nnx_bi = jn.Bidirectional(jn.GRU(D, U, return_sequences=True, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
+    np.testing.assert_allclose(nnx_bi(x, **calls), jaxgru.bidirectional(cell, nnx_bi.weights(), x, **calls)[0],
+                               **TOLERANCE)
