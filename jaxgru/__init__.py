@@ -2,9 +2,20 @@
 
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import DropoutMasks
+from jaxgru.interop import (
+    from_cudnn,
+    from_keras,
+    from_torch,
+    from_torch_stack,
+    load_keras_weights,
+    to_cudnn,
+    to_keras,
+    to_torch,
+    to_torch_stack,
+)
 from jaxgru.rnn import bidirectional, rnn
-from jaxgru.interop import from_cudnn, from_keras, from_torch, load_keras_weights, to_cudnn, to_keras, to_torch
+from jaxgru.stacked import stacked_rnn
 
-__all__ = ["GRUCell", "DropoutMasks", "rnn", "bidirectional",
-           "from_keras", "to_keras", "from_torch", "to_torch", "from_cudnn", "to_cudnn", "load_keras_weights"]
+__all__ = ["DropoutMasks", "GRUCell", "bidirectional", "from_cudnn", "from_keras", "from_torch", "from_torch_stack",
+           "load_keras_weights", "rnn", "stacked_rnn", "to_cudnn", "to_keras", "to_torch", "to_torch_stack"]
 __version__ = "0.1.0"

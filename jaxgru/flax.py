@@ -1,4 +1,4 @@
-"""Flax linen modules over jaxgru's functional core: `GRUCell`, `GRU`, `Bidirectional`.
+"""Flax linen modules over jaxgru's functional core: `GRUCell`, `GRU`, `Bidirectional`, `StackedGRU`.
 
 Each module's params are exactly the functional params dict of `jaxgru.GRUCell`::
 
@@ -14,6 +14,8 @@ Keras or PyTorch load into it unchanged. `Bidirectional` holds ``{"forward": par
 * `GRU` is Keras's ``GRU`` layer: it runs the whole sequence with `jaxgru.rnn` (one
   input-projection matmul for all timesteps, then a `lax.scan` over the recurrent part),
   which is faster than ``nn.RNN(GRUCell)``. Its params sit directly in its scope.
+* `StackedGRU` is PyTorch's multi-layer ``nn.GRU(num_layers, bidirectional, dropout)``
+  over `jaxgru.stacked_rnn`; layer k's params are ``params["layers_k"]``.
 
 Dropout uses the ``"dropout"`` rng stream and is Keras's: the masks are drawn once per
 sequence and reused at every timestep. `GRU` and `Bidirectional` draw them once per call.
@@ -46,7 +48,8 @@ from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
 from jaxgru.dropout import is_active
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
-from jaxgru.validation import check_bool, check_unroll
+from jaxgru.stacked import check_stack_options, stacked_rnn
+from jaxgru.validation import check_bool, check_positive_int, check_rate, check_unroll
 
 Dtype = Any
 Path = tuple[str, ...]
@@ -167,9 +170,10 @@ class GRU(_CellOptions):
     ``GRU(features, return_sequences=False, return_state=False, go_backwards=False,
     zero_output_for_mask=False, time_major=False, unroll=1, **cell_options)``.
 
-    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=True)`` with
-    ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` booleans in the
-    same layout, ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=True)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``;
+    ``B`` any number of batch axes), ``mask`` and ``resets`` booleans in the same layout,
+    ``seq_lengths`` ``(B,)`` (see `jaxgru.rnn`), ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
     ``return_sequences``, else the last output ``(B, U)``), or ``(outputs, final_state)``
     with ``return_state``. ``deterministic=False`` enables dropout, with masks drawn once
     per call from the ``"dropout"`` rng stream. Keras's ``stateful=True`` is functional
@@ -197,15 +201,18 @@ class GRU(_CellOptions):
         return _declare_params(self, self.cell, input_dim, self.param_dtype)
 
     def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
-                 initial_state: Optional[jax.Array] = None, deterministic: bool = True):
+                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
+                 reset_state: Optional[jax.Array] = None, initial_state: Optional[jax.Array] = None,
+                 deterministic: bool = True):
         inputs = _check_sequence(inputs, self.time_major)
         cell = self.cell
         training = not check_bool(deterministic, "deterministic")
         rng = self.make_rng("dropout") if _draws_dropout(cell, training) else None
         inputs, params = _promote(inputs, self.weights(inputs.shape[-1]), self.dtype)
         outputs, final_state = rnn(
-            cell, params, inputs, initial_state=initial_state, mask=mask, rng=rng, training=training,
-            go_backwards=self.go_backwards, return_sequences=self.return_sequences, time_major=self.time_major,
+            cell, params, inputs, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths, resets=resets,
+            reset_state=reset_state, rng=rng, training=training, go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences, time_major=self.time_major,
             zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
         return (outputs, final_state) if self.return_state else outputs
 
@@ -219,9 +226,10 @@ def _check_layer_options(options: Mapping[str, Any]) -> None:
 
 def _check_sequence(inputs: Any, time_major: bool) -> jax.Array:
     inputs = jnp.asarray(inputs)
-    if inputs.ndim != 3:
-        layout = "(T, B, D)" if time_major else "(B, T, D)"
-        raise ValueError(f"inputs: expected rank 3 {layout}, got shape {inputs.shape}.")
+    if inputs.ndim < 2:
+        layout = "(T, *batch, D)" if time_major else "(*batch, T, D)"
+        raise ValueError(f"inputs: expected {layout} with any number of batch axes (at least (T, D)), "
+                         f"got shape {inputs.shape}.")
     return inputs
 
 
@@ -240,7 +248,8 @@ class Bidirectional(nn.Module):
     ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
     ``(forward_outputs, backward_outputs)``).
 
-    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=True)`` returns the
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
+    deterministic=True)`` returns the
     merged outputs, or ``(outputs, (final_forward, final_backward))`` with ``return_state``;
     ``initial_state`` is a ``(forward, backward)`` pair. Dropout draws one key from the
     ``"dropout"`` stream per call, split between the directions.
@@ -270,6 +279,7 @@ class Bidirectional(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
+                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
                  initial_state: Optional[tuple[jax.Array, jax.Array]] = None, deterministic: bool = True):
         config = self.layer
         forward = config.clone(parent=self, name="forward")
@@ -282,10 +292,124 @@ class Bidirectional(nn.Module):
         params = {"forward": forward.weights(d), "backward": backward.weights(d)}
         inputs, params = _promote(inputs, params, config.dtype)
         outputs, final_states = bidirectional(
-            cells, params, inputs, merge_mode=self.merge_mode, mask=mask, initial_state=initial_state, rng=rng,
+            cells, params, inputs, merge_mode=self.merge_mode, mask=mask, seq_lengths=seq_lengths, resets=resets,
+            initial_state=initial_state, rng=rng,
             training=training, return_sequences=config.return_sequences, time_major=config.time_major,
             unroll=config.unroll)
         return (outputs, final_states) if config.return_state else outputs
+
+
+class _LayerPair(nn.Module):
+    """The ``{"forward": params, "backward": params}`` of one bidirectional `StackedGRU` layer:
+    two copies of the `GRU` configuration ``layer``, named ``"forward"`` and ``"backward"``."""
+
+    layer: GRU
+
+    @nn.compact
+    def weights(self, input_dim: int) -> dict[str, Params]:
+        return {name: self.layer.clone(parent=self, name=name).weights(input_dim) for name in ("forward", "backward")}
+
+
+class StackedGRU(_CellOptions):
+    """PyTorch's ``nn.GRU(D, features, num_layers, dropout=..., bidirectional=...)`` over
+    `jaxgru.stacked_rnn`.
+
+    ``StackedGRU(features, num_layers=1, bidirectional=False, dropout=0.0,
+    merge_mode="concat", cell_dropout=0.0, return_sequences=True, return_state=False,
+    time_major=False, unroll=1, **cell_options)``:
+
+    * ``dropout`` is PyTorch's between-layer dropout (`jaxgru.stacked_rnn`'s ``dropout``:
+      each element of every layer's output but the last is zeroed with this probability
+      when training); ``cell_dropout`` and ``recurrent_dropout`` are the cells' own Keras
+      dropout (`jaxgru.GRUCell`'s ``dropout`` and ``recurrent_dropout``), inside each layer.
+    * The other cell options are `jaxgru.GRUCell`'s, the same for every layer (`cell`).
+    * ``merge_mode`` joins the directions of a bidirectional layer ("concat", PyTorch's,
+      gives ``2 * features``; or "sum", "ave", "mul").
+
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
+    deterministic=True)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with
+    ``time_major``; ``B`` any number of batch axes), ``mask``, ``seq_lengths`` and
+    ``resets`` as `jaxgru.rnn` takes them (passed to every layer), ``initial_state``
+    PyTorch's ``h0`` ``(num_layers * dirs, B, features)``; returns the last layer's
+    outputs (``(B, T, F)``, or its last output ``(B, F)`` without ``return_sequences``), or
+    ``(outputs, h_n)`` with ``return_state``. ``deterministic=False`` enables both kinds of
+    dropout, with one key per call from the ``"dropout"`` rng stream (split as
+    `jaxgru.stacked_rnn` says).
+
+    Params: ``{"layers_0": ..., "layers_1": ...}``, one entry per layer, each the
+    functional dict (or ``{"forward": params, "backward": params}`` when bidirectional)
+    of a `GRU` named ``layers_k``, so `find_cells`, `penalty` and `constrain` reach every
+    layer. ``layer_params(variables["params"])`` is the list
+    ``[variables["params"][f"layers_{k}"] for k in range(num_layers)]``, and::
+
+        jaxgru.stacked_rnn(module.cell, module.layer_params(variables["params"]), x,
+                           bidirectional=module.bidirectional, merge_mode=module.merge_mode)
+
+    equals ``module.apply(variables, x)``; ``jaxgru.from_torch_stack(torch_gru.state_dict())``
+    gives that list for a PyTorch ``nn.GRU`` of the same shape.
+    """
+
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge_mode: str | None = "concat"
+    cell_dropout: float = 0.0
+    return_sequences: bool = True
+    return_state: bool = False
+    time_major: bool = False
+    unroll: int = 1
+
+    def __post_init__(self):
+        check_positive_int(self.num_layers, "num_layers")
+        check_stack_options(bidirectional=self.bidirectional, dropout=self.dropout, merge_mode=self.merge_mode)
+        check_rate(self.cell_dropout, "cell_dropout")
+        _check_layer_options({"return_sequences": self.return_sequences, "return_state": self.return_state,
+                              "go_backwards": False, "zero_output_for_mask": False, "time_major": self.time_major,
+                              "unroll": self.unroll})
+        super().__post_init__()
+
+    @property
+    def cell(self) -> FunctionalGRUCell:
+        """The `jaxgru.GRUCell` every layer runs (its ``dropout`` is ``cell_dropout``)."""
+        options = {name: getattr(self, name) for name in CELL_OPTIONS if name != "dropout"}
+        return FunctionalGRUCell(self.features, dropout=self.cell_dropout, **options)
+
+    @nn.nowrap
+    def layer_params(self, params: Mapping) -> list:
+        """The ``layers`` list of `jaxgru.stacked_rnn` from this module's ``variables["params"]``."""
+        return [params[f"layers_{k}"] for k in range(self.num_layers)]
+
+    def _uses_dropout_key(self, training: bool) -> bool:
+        """Whether a call with this ``training`` flag draws dropout masks (between layers or in the cells)."""
+        between = training and self.dropout > 0 and self.num_layers > 1
+        return between or _draws_dropout(self.cell, training)
+
+    def _layer_weights(self, input_dim: int) -> list:
+        """Declares (at init) and returns every layer's params, layer k a child ``layers_k``."""
+        cell = self.cell
+        config = GRU(self.features, **{name: getattr(cell, name) for name in CELL_OPTIONS},
+                     param_dtype=self.param_dtype, dtype=self.dtype, parent=None)
+        output_dim = self.features * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
+        weights = []
+        for k in range(self.num_layers):
+            holder = (_LayerPair(config, parent=self, name=f"layers_{k}") if self.bidirectional
+                      else config.clone(parent=self, name=f"layers_{k}"))
+            weights.append(holder.weights(input_dim if k == 0 else output_dim))
+        return weights
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, initial_state: Any = None,
+                 deterministic: bool = True):
+        inputs = _check_sequence(inputs, self.time_major)
+        training = not check_bool(deterministic, "deterministic")
+        rng = self.make_rng("dropout") if self._uses_dropout_key(training) else None
+        inputs, layers = _promote(inputs, self._layer_weights(inputs.shape[-1]), self.dtype)
+        outputs, final_states = stacked_rnn(
+            self.cell, layers, inputs, bidirectional=self.bidirectional, dropout=self.dropout,
+            merge_mode=self.merge_mode, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
+            resets=resets, rng=rng, training=training, time_major=self.time_major,
+            return_sequences=self.return_sequences, unroll=self.unroll)
+        return (outputs, final_states) if self.return_state else outputs
 
 
 # ---------------------------------------------------------------------- regularization

@@ -1,4 +1,4 @@
-"""Flax nnx modules over jaxgru's functional core: `GRUCell`, `GRU` and `Bidirectional`.
+"""Flax nnx modules over jaxgru's functional core: `GRUCell`, `GRU`, `Bidirectional` and `StackedGRU`.
 
 Each module holds the functional params of `jaxgru.GRUCell` as `nnx.Param` attributes
 named ``kernel`` ``(D, 3U)``, ``recurrent_kernel`` ``(U, 3U)`` and ``bias`` ``(3U,)`` |
@@ -12,6 +12,8 @@ dict and ``layer.weights()`` can be passed to `jaxgru.rnn`.
 * `Bidirectional` is Keras's ``Bidirectional(GRU)`` over `jaxgru.bidirectional`: a
   forward and a backward `GRU`, so ``nnx.state(layer, nnx.Param)`` is ``{"forward":
   params, "backward": params}``, the layout `jaxgru.bidirectional` takes.
+* `StackedGRU` is PyTorch's multi-layer ``nn.GRU(num_layers, bidirectional, dropout)``
+  over `jaxgru.stacked_rnn`, one `GRU` (or `Bidirectional`) per layer.
 
 Dropout, as `nnx.Dropout`: the ``deterministic`` attribute (default False, switched by
 ``model.eval()`` / ``model.train()`` and `nnx.view`) or the call argument disables it; the
@@ -40,9 +42,10 @@ from flax.nnx.module import first_from
 
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
-from jaxgru.validation import check_bool, check_positive_int
+from jaxgru.validation import check_bool, check_positive_int, check_rate
 from jaxgru.flax import CELL_OPTIONS, _check_layer_options, _check_sequence, _draws_dropout, _promote
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
+from jaxgru.stacked import check_stack_options, stacked_rnn
 
 Dtype = Any
 RngsLike = Union[nnx.Rngs, nnx.RngStream, jax.Array]
@@ -173,7 +176,8 @@ class GRU(_JaxgruModule):
     go_backwards=False, zero_output_for_mask=False, time_major=False, unroll=1,
     deterministic=False, dtype=None, param_dtype=float32, rngs, **cell_options)``.
 
-    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=None, rngs=None)``
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=None, rngs=None)``
     with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` booleans in
     the same layout, ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
     ``return_sequences``, else the last output ``(B, U)``), or ``(outputs, final_state)``
@@ -197,13 +201,15 @@ class GRU(_JaxgruModule):
         self.unroll = unroll
 
     def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
-                 initial_state: Optional[jax.Array] = None, deterministic: Optional[bool] = None,
-                 rngs: Optional[RngsLike] = None):
+                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
+                 reset_state: Optional[jax.Array] = None, initial_state: Optional[jax.Array] = None,
+                 deterministic: Optional[bool] = None, rngs: Optional[RngsLike] = None):
         inputs = _check_sequence(inputs, self.time_major)
         key = self._dropout_key(deterministic, rngs)
         inputs, params = _promote(inputs, self.weights(), self.dtype)
         outputs, final_state = rnn(
-            self.cell, params, inputs, initial_state=initial_state, mask=mask, rng=key, training=key is not None,
+            self.cell, params, inputs, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
+            resets=resets, reset_state=reset_state, rng=key, training=key is not None,
             go_backwards=self.go_backwards, return_sequences=self.return_sequences, time_major=self.time_major,
             zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
         return (outputs, final_state) if self.return_state else outputs
@@ -240,7 +246,8 @@ class Bidirectional(_DropoutSwitch):
     ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
     ``(forward_outputs, backward_outputs)``).
 
-    ``__call__(inputs, *, mask=None, initial_state=None, deterministic=None, rngs=None)``
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
+    deterministic=None, rngs=None)``
     with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``) and ``mask`` in the
     same layout returns the merged outputs, or ``(outputs, (final_forward,
     final_backward))`` with ``return_state``; ``initial_state`` is a ``(forward, backward)``
@@ -286,6 +293,7 @@ class Bidirectional(_DropoutSwitch):
         return {"forward": self.forward.weights(), "backward": self.backward.weights()}
 
     def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
+                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
                  initial_state: Optional[tuple[jax.Array, jax.Array]] = None, deterministic: Optional[bool] = None,
                  rngs: Optional[RngsLike] = None):
         config = self.forward
@@ -293,10 +301,112 @@ class Bidirectional(_DropoutSwitch):
         key = self._dropout_key(deterministic, rngs)
         inputs, params = _promote(inputs, self.weights(), config.dtype)
         outputs, final_states = bidirectional(
-            self._cells(), params, inputs, merge_mode=self.merge_mode, mask=mask, initial_state=initial_state,
+            self._cells(), params, inputs, merge_mode=self.merge_mode, mask=mask, seq_lengths=seq_lengths,
+            resets=resets, initial_state=initial_state,
             rng=key, training=key is not None, return_sequences=config.return_sequences,
             time_major=config.time_major, unroll=config.unroll)
         return (outputs, final_states) if config.return_state else outputs
+
+
+class StackedGRU(_DropoutSwitch):
+    """PyTorch's ``nn.GRU(in_features, features, num_layers, dropout=..., bidirectional=...)``
+    over `jaxgru.stacked_rnn`.
+
+    ``StackedGRU(in_features, features, *, num_layers=1, bidirectional=False, dropout=0.0,
+    merge_mode="concat", cell_dropout=0.0, return_sequences=True, return_state=False,
+    time_major=False, unroll=1, deterministic=False, dtype=None, param_dtype=float32, rngs,
+    **cell_options)``:
+
+    * ``dropout`` is PyTorch's between-layer dropout (`jaxgru.stacked_rnn`'s ``dropout``:
+      each element of every layer's output but the last is zeroed with this probability
+      when training); ``cell_dropout`` and ``recurrent_dropout`` are the cells' own Keras
+      dropout (`jaxgru.GRUCell`'s ``dropout`` and ``recurrent_dropout``), inside each layer.
+    * The other cell options are `jaxgru.GRUCell`'s, the same for every layer (``cell``).
+    * ``merge_mode`` joins the directions of a bidirectional layer ("concat", PyTorch's,
+      gives ``2 * features``; or "sum", "ave", "mul").
+
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
+    deterministic=None, rngs=None)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with
+    ``time_major``; ``B`` any number of batch axes), ``mask``, ``seq_lengths`` and
+    ``resets`` as `jaxgru.rnn` takes them (passed to every layer), ``initial_state``
+    PyTorch's ``h0`` ``(num_layers * dirs, B, features)``; returns the last layer's
+    outputs (``(B, T, F)``, or its last output ``(B, F)`` without ``return_sequences``), or
+    ``(outputs, h_n)`` with ``return_state``.
+
+    Dropout, as `GRU`: the ``deterministic`` attribute (switched by ``model.eval()`` /
+    ``model.train()`` / `nnx.view`) or the call argument; each call draws one key (the
+    call's ``rngs`` if given, else from the ``dropout`` stream of the ``rngs`` it was
+    built with), split between the layers and the between-layer masks as
+    `jaxgru.stacked_rnn` says.
+
+    Params: ``layers``, an ``nnx.List`` of one `GRU` per layer (a `Bidirectional` of two
+    when bidirectional), so ``nnx.state(module, nnx.Param)`` is ``{"layers": {k: params}}``
+    and `penalty` / `constrain` reach every layer; `weights` gives the ``layers`` list of
+    `jaxgru.stacked_rnn`::
+
+        jaxgru.stacked_rnn(module.cell, module.weights(), x, bidirectional=module.bidirectional,
+                           merge_mode=module.merge_mode)
+
+    equals ``module(x, deterministic=True)``.
+    """
+
+    def __init__(self, in_features: int, features: int, *, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, merge_mode: str | None = "concat", cell_dropout: float = 0.0,
+                 return_sequences: bool = True, return_state: bool = False, time_major: bool = False,
+                 unroll: int = 1, deterministic: bool = False, dtype: Dtype | None = None,
+                 param_dtype: Dtype = jnp.float32, rngs: nnx.Rngs, **cell_options):
+        _check_rngs(rngs)
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.dropout = check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
+        _check_layer_options({"return_sequences": return_sequences, "return_state": return_state,
+                              "go_backwards": False, "zero_output_for_mask": False, "time_major": time_major,
+                              "unroll": unroll})
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.time_major = time_major
+        self.unroll = unroll
+        self.dtype = dtype
+        self.cell = FunctionalGRUCell(features, dropout=check_rate(cell_dropout, "cell_dropout"), **cell_options)
+        output_features = self.cell.units * (2 if bidirectional and merge_mode == "concat" else 1)
+        self.layers = nnx.List([
+            self._layer(in_features if k == 0 else output_features, deterministic, dtype, param_dtype, rngs)
+            for k in range(self.num_layers)])
+        self._init_dropout(deterministic, rngs)
+
+    def _layer(self, in_features: int, deterministic: bool, dtype: Dtype | None, param_dtype: Dtype,
+               rngs: nnx.Rngs) -> GRU | Bidirectional:
+        """One layer's params holder: a `GRU` of `cell`, or a `Bidirectional` of two."""
+        options = {name: getattr(self.cell, name) for name in CELL_OPTIONS}
+        layer = GRU(in_features, self.cell.units, deterministic=deterministic, dtype=dtype, param_dtype=param_dtype,
+                    rngs=rngs, **options)
+        return Bidirectional(layer, self.merge_mode, rngs=rngs) if self.bidirectional else layer
+
+    def _cells(self) -> tuple[FunctionalGRUCell, ...]:
+        return (self.cell,)
+
+    def _draws_dropout(self, training: bool) -> bool:
+        between = training and self.dropout > 0 and self.num_layers > 1
+        return between or super()._draws_dropout(training)
+
+    def weights(self) -> list:
+        """The ``layers`` list of `jaxgru.stacked_rnn`: per layer the functional params dict,
+        or ``{"forward": params, "backward": params}`` when bidirectional."""
+        return [layer.weights() for layer in self.layers]
+
+    def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
+                 resets: jax.Array | None = None, initial_state: Any = None, deterministic: bool | None = None,
+                 rngs: RngsLike | None = None):
+        inputs = _check_sequence(inputs, self.time_major)
+        key = self._dropout_key(deterministic, rngs)
+        inputs, layers = _promote(inputs, self.weights(), self.dtype)
+        outputs, final_states = stacked_rnn(
+            self.cell, layers, inputs, bidirectional=self.bidirectional, dropout=self.dropout,
+            merge_mode=self.merge_mode, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
+            resets=resets, rng=key, training=key is not None, time_major=self.time_major,
+            return_sequences=self.return_sequences, unroll=self.unroll)
+        return (outputs, final_states) if self.return_state else outputs
 
 
 def _jaxgru_modules(model: nnx.Module):

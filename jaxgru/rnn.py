@@ -102,7 +102,8 @@ def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> 
     if not isinstance(lengths, jax.core.Tracer) and lengths.size:
         low, high = int(jnp.min(lengths)), int(jnp.max(lengths))
         if low < 0 or high > steps:
-            raise ValueError(f"seq_lengths: expected lengths in [0, T] = [0, {steps}], got values from {low} to {high}.")
+            raise ValueError(f"seq_lengths: expected lengths in [0, T] = [0, {steps}], "
+                             f"got values from {low} to {high}.")
     return jnp.arange(steps)[:, None] < lengths.reshape(1, -1)
 
 
@@ -125,8 +126,9 @@ def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_st
     return outputs, final
 
 
-def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array, dropout: DropoutMasks,
-                        chunk: int, options: LoopOptions) -> tuple[jax.Array, Carry]:
+def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array,
+                        reset_state: Optional[jax.Array], dropout: DropoutMasks, chunk: int,
+                        options: LoopOptions) -> tuple[jax.Array, Carry]:
     """Projects and runs ``sequence = (xs, keep, reset)`` (time-major: ``(T, B, D)`` and
     ``(T, B)`` flags or None) in chunks of ``chunk`` steps.
 
@@ -134,12 +136,11 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
     its part of the recurrence, inside an outer `lax.scan` over the chunks; the `Carry`
     crosses chunk boundaries, so the result equals one projection of all ``T`` steps
     followed by one scan. ``chunk >= T`` is exactly that. A last, shorter chunk takes the
-    ``T mod C`` remaining steps. Reset steps restart from ``h0``.
+    ``T mod C`` remaining steps. Reset steps restart from ``reset_state`` ``(B, U)``.
 
     Returns ``(outputs (T, B, U), final Carry)``.
     """
     weights = gates.recurrent_weights(cell, params)
-    reset_state = None if sequence[2] is None else h0
 
     def run(carry, part):
         xs, keep, reset = part
@@ -166,7 +167,8 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
 
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
         mask: Optional[jax.Array] = None, seq_lengths: Optional[jax.Array] = None,
-        resets: Optional[jax.Array] = None, rng: Optional[jax.Array] = None, training: bool = False,
+        resets: Optional[jax.Array] = None, reset_state: Optional[jax.Array] = None,
+        rng: Optional[jax.Array] = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
         zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
         masks: Optional[DropoutMasks] = None, backward: str = "fused", time_chunk: Optional[int] = None):
@@ -189,15 +191,19 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         packed sequences). Not together with ``mask``.
       resets: booleans (or 0/1 integers) in the mask's layout: ``resets[b, t]`` True
         means step ``t`` starts a new segment (episode) in row ``b``: the state entering
-        step ``t`` is replaced by ``initial_state[b]`` (zeros when None), and the output a
-        masked step repeats by zeros, so a reset step behaves exactly like the first step
-        of a sequence. Gradients do not cross a reset; the gradient of
-        ``initial_state`` sums over every segment that starts from it. Segments are
+        step ``t`` is replaced by ``reset_state[b]`` (by default ``initial_state[b]``,
+        zeros when None), and the output a masked step repeats by zeros, so a reset step
+        behaves exactly like the first step of a sequence. Gradients do not cross a
+        reset; the gradient of the reset state sums over every segment that starts from
+        it. Segments are
         ranges of the time axis, read backwards with ``go_backwards``: for resets at
         steps 0 and 3 of ``T = 6`` the segments are ``[0, 1, 2]`` and ``[3, 4, 5]``; the
         forward pass processes ``0 1 2 | 3 4 5`` (reset before 3), the reversed pass
         ``5 4 3 | 2 1 0`` (reset before 2, when it enters the first segment). Dropout
         masks stay per row for the whole call.
+      reset_state: ``(B, U)``, the state reset steps restart from, when it differs from
+        ``initial_state`` (in RL: a rollout continues from the previous rollout's carried
+        state, while new episodes start from zeros). Needs ``resets``.
       rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
@@ -275,7 +281,18 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     if go_backwards:
         xs, keep = xs[::-1], None if keep is None else keep[::-1]
         reset = None if reset is None else _reversed_resets(reset)
-    outputs, final = _chunked_recurrence(cell, params, (xs, keep, reset), h0, dropout, time_chunk, options)
+    if reset_state is not None:
+        if reset is None:
+            raise ValueError("reset_state: given without resets; it is the state reset steps restart from.")
+        reset_state = as_state(reset_state, "reset_state", "(*batch, U)")
+        if tuple(reset_state.shape) != (*batch_shape, cell.units):
+            raise ValueError(f"reset_state: expected shape {(*batch_shape, cell.units)}, "
+                             f"got {tuple(reset_state.shape)}.")
+        reset_state = reset_state.reshape(batch, cell.units)
+    elif reset is not None:
+        reset_state = h0
+    outputs, final = _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, time_chunk,
+                                         options)
     final_state = final.state.reshape(*batch_shape, cell.units)
     if not return_sequences:
         return final.output.reshape(*batch_shape, cell.units), final_state

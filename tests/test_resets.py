@@ -31,15 +31,16 @@ def problem(cell, seed=0):
     return params, x, h0
 
 
-def scanned_reference(cell, params, x, h0, mask, resets, dropout, zero_output_for_mask=False):
+def scanned_reference(cell, params, x, h0, mask, resets, dropout, zero_output_for_mask=False, reset_state=None):
     """The ScannedRNN pattern: ``h = where(reset, h0, h)`` before every `cell.step`, Keras's
     mask rule after it; a reset also zeroes the output masked steps repeat."""
     mask = np.ones((B, T), bool) if mask is None else mask
+    reset_state = h0 if reset_state is None else reset_state
 
     def body(carry, inputs):
         h, previous = carry
         x_t, keep, reset = inputs
-        h = jnp.where(reset[:, None], h0, h)
+        h = jnp.where(reset[:, None], reset_state, h)
         previous = jnp.where(reset[:, None], 0.0, previous)
         h_new, _ = cell.step(params, h, x_t, training=dropout is not None, masks=dropout)
         output = jnp.where(keep[:, None], h_new, 0.0 if zero_output_for_mask else previous)
@@ -203,11 +204,17 @@ def test_flax_layers_take_resets_and_seq_lengths_per_call():
     linen = jf.GRU(U, return_state=True)
     got = linen.apply({"params": params}, x, initial_state=h0, **calls)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+    zeros = jnp.zeros_like(h0)
+    got = linen.apply({"params": params}, x, initial_state=h0, reset_state=zeros, **calls)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, jaxgru.rnn(
+        cell, params, x, initial_state=h0, reset_state=zeros, return_sequences=False, **calls))
 
     module = jn.GRU(D, U, return_state=True, rngs=nnx.Rngs(0))
     nnx.update(module, nnx.State({name: nnx.Param(w) for name, w in params.items()}))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE),
                  module(x, initial_state=h0, **calls), expected)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE),
+                 module(x, initial_state=h0, reset_state=zeros, **calls), got)
 
     pair = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
     expected_bi = jaxgru.bidirectional(cell, pair, x, **calls)[0]
@@ -216,3 +223,28 @@ def test_flax_layers_take_resets_and_seq_lengths_per_call():
     nnx_bi = jn.Bidirectional(jn.GRU(D, U, return_sequences=True, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
     np.testing.assert_allclose(nnx_bi(x, **calls), jaxgru.bidirectional(cell, nnx_bi.weights(), x, **calls)[0],
                                **TOLERANCE)
+
+
+@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros(backward):
+    """``reset_state``: the first segment starts from ``initial_state`` (the previous
+    rollout's state), every reset from ``reset_state``; both get their own gradients."""
+    cell = jaxgru.GRUCell(U)
+    params, x, h_carried = problem(cell, seed=6)
+    zeros = jnp.zeros_like(h_carried) + 0.1
+
+    def ours(params, x, h, z):
+        return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h, resets=RESETS, reset_state=z, mask=MASK,
+                                   backward=backward))
+
+    def reference(params, x, h, z):
+        return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
+
+    expected_loss, expected = jax.jit(jax.value_and_grad(reference, argnums=(0, 1, 2, 3)))(params, x, h_carried, zeros)
+    loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2, 3)))(params, x, h_carried, zeros)
+    np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+    with pytest.raises(ValueError, match="reset_state: given without resets"):
+        jaxgru.rnn(cell, params, x, reset_state=zeros)
+    with pytest.raises(ValueError, match=r"reset_state: expected shape \(3, 5\)"):
+        jaxgru.rnn(cell, params, x, resets=RESETS, reset_state=zeros[0])

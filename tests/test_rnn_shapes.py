@@ -62,7 +62,8 @@ def test_seq_lengths_are_the_right_padding_mask_everywhere():
 
 
 @pytest.mark.parametrize("lengths,error,match", [
-    (np.array([6, 2, 7, 4]), ValueError, r"seq_lengths: expected lengths in \[0, T\] = \[0, 6\], got values from 2 to 7"),
+    (np.array([6, 2, 7, 4]), ValueError,
+     r"seq_lengths: expected lengths in \[0, T\] = \[0, 6\], got values from 2 to 7"),
     (np.array([6, -1, 0, 4]), ValueError, r"seq_lengths: expected lengths in \[0, T\]"),
     (np.array([6.0, 2, 0, 4]), TypeError, "seq_lengths: expected integers .*float"),
     (np.array([6, 2, 0]), ValueError, r"seq_lengths: expected shape \(4,\)"),
@@ -132,7 +133,8 @@ def test_unbatched_inputs_equal_a_batch_of_one_and_vmap():
     np.testing.assert_array_equal(one_outputs, jaxgru.rnn(CELL, PARAMS, x[:1])[0][0])
     bi_outputs, (bi_fw, bi_bw) = jaxgru.bidirectional(CELL, BI_PARAMS, x[0], return_sequences=False)
     assert bi_outputs.shape == (2 * U,) and bi_fw.shape == bi_bw.shape == (U,)
-    np.testing.assert_array_equal(bi_outputs, jaxgru.bidirectional(CELL, BI_PARAMS, x[:1], return_sequences=False)[0][0])
+    bi_one = jaxgru.bidirectional(CELL, BI_PARAMS, x[:1], return_sequences=False)[0]
+    np.testing.assert_array_equal(bi_outputs, bi_one[0])
 
 
 def test_bidirectional_with_batch_axes_equals_the_flattened_batch():
@@ -169,3 +171,22 @@ def test_an_empty_batch_gives_empty_results(backward):
     grads = jax.grad(lambda p: jnp.sum(jaxgru.rnn(CELL, p, x, backward=backward)[0]))(PARAMS)
     jax.tree.map(lambda g: np.testing.assert_array_equal(g, 0.0), grads)
     assert jaxgru.rnn(CELL, PARAMS, jnp.zeros((2, 0, T, D)))[0].shape == (2, 0, T, U)
+
+
+def test_stacked_rnn_takes_any_batch_axes_and_empty_batches():
+    cell = jaxgru.GRUCell(U)
+    layers = [{"forward": cell.init(jax.random.key(k), D if k == 0 else 2 * U),
+               "backward": cell.init(jax.random.key(10 + k), D if k == 0 else 2 * U)} for k in range(2)]
+    x = inputs(2, 3)
+    lengths = np.array([[6, 2, 0], [4, 6, 1]])
+    outputs, finals = jaxgru.stacked_rnn(cell, layers, x, bidirectional=True, seq_lengths=lengths)
+    flat, flat_finals = jaxgru.stacked_rnn(cell, layers, x.reshape(6, T, D), bidirectional=True,
+                                           seq_lengths=lengths.reshape(6))
+    np.testing.assert_array_equal(outputs, flat.reshape(2, 3, T, 2 * U))
+    np.testing.assert_array_equal(finals, flat_finals.reshape(4, 2, 3, U))
+    single, single_finals = jaxgru.stacked_rnn(cell, layers, x[0, 0], bidirectional=True)
+    assert single.shape == (T, 2 * U) and single_finals.shape == (4, U)
+    np.testing.assert_array_equal(single, jaxgru.stacked_rnn(cell, layers, x[0, :1], bidirectional=True)[0][0])
+    empty, empty_finals = jaxgru.stacked_rnn(cell, layers, jnp.zeros((0, T, D)), bidirectional=True,
+                                             dropout=0.5, rng=jax.random.key(0), training=True)
+    assert empty.shape == (0, T, 2 * U) and empty_finals.shape == (4, 0, U)

@@ -8,6 +8,7 @@ jaxgru function takes.
 from jaxgru.interop.cudnn import from_cudnn, to_cudnn
 from jaxgru.interop.keras import from_keras, to_keras
 from jaxgru.interop.keras_files import load_keras_weights
-from jaxgru.interop.torch import from_torch, to_torch
+from jaxgru.interop.torch import from_torch, from_torch_stack, to_torch, to_torch_stack
 
-__all__ = ["from_keras", "to_keras", "from_torch", "to_torch", "from_cudnn", "to_cudnn", "load_keras_weights"]
+__all__ = ["from_cudnn", "from_keras", "from_torch", "from_torch_stack", "load_keras_weights", "to_cudnn", "to_keras",
+           "to_torch", "to_torch_stack"]

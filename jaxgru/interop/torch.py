@@ -1,4 +1,4 @@
-"""PyTorch ``nn.GRU`` state dicts <-> jaxgru params.
+"""PyTorch ``nn.GRU`` / ``nn.GRUCell`` state dicts <-> jaxgru params.
 
 ``nn.GRU`` computes the ``reset_after=True`` math (``n = tanh(x W_in + b_in + r ⊙ (h W_hn +
 b_hn))``) with gate blocks in [r, z, n] order and weights stored (out, in)::
@@ -8,22 +8,26 @@ b_hn))``) with gate blocks in [r, z, n] order and weights stored (out, in)::
     bias_ih_l{k}[_reverse]   (3U,)     = Keras bias[0] with blocks [r, z, h]
     bias_hh_l{k}[_reverse]   (3U,)     = Keras bias[1] with blocks [r, z, h]
 
-so converting swaps the z and r blocks and transposes. A ``reset_after=False`` GRU applies
-the reset gate before the recurrent matmul, which no PyTorch GRU computes: it has no exact
-conversion, and `to_torch` refuses it.
+so converting swaps the z and r blocks and transposes. An ``nn.GRUCell`` stores the same
+arrays without the ``_l{k}`` suffix. `from_torch_stack` / `to_torch_stack` convert a whole
+multi-layer (bidirectional) ``nn.GRU`` to the ``layers`` list of `jaxgru.stacked_rnn` and
+back. A ``reset_after=False`` GRU applies the reset gate before the recurrent matmul, which
+no PyTorch GRU computes: it has no exact conversion, and `to_torch` refuses it.
 
 torch is never imported here: tensors are read by duck typing (``.detach().cpu()``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.validation import check_bool, check_int
 from jaxgru.interop.keras import Params, as_numpy, check_against_cell, check_keras_params
+from jaxgru.validation import check_bool, check_int
 
 
 def swap_update_reset(a: np.ndarray) -> np.ndarray:
@@ -32,7 +36,7 @@ def swap_update_reset(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], axis=-1)
 
 
-def to_torch_layout(params: Mapping[str, Any], cell: Optional[GRUCell], target: str):
+def to_torch_layout(params: Mapping[str, Any], cell: GRUCell | None, target: str):
     """``(weight_ih, weight_hh, bias_ih | None, bias_hh | None)`` for reset_after=True params.
 
     ``target`` names the destination layout in the error raised for reset_after=False
@@ -60,8 +64,8 @@ def to_torch_layout(params: Mapping[str, Any], cell: Optional[GRUCell], target: 
     return weight_ih, weight_hh, bias_ih, bias_hh
 
 
-def from_torch_layout(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: Optional[np.ndarray],
-                      bias_hh: Optional[np.ndarray]) -> Params:
+def from_torch_layout(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray | None,
+                      bias_hh: np.ndarray | None) -> Params:
     """jaxgru params (reset_after=True layout) from arrays of validated torch shapes."""
     params = {"kernel": swap_update_reset(weight_ih.T), "recurrent_kernel": swap_update_reset(weight_hh.T)}
     if bias_ih is not None:
@@ -75,19 +79,40 @@ def _check_index(layer: Any, reverse: Any) -> tuple[int, bool]:
     return int(layer), check_bool(reverse, "reverse")
 
 
+_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# An nn.GRU state dict key: kind, layer index, direction.
+_GRU_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9][0-9]*)(_reverse)?")
+
+
 def _keys(layer: int, reverse: bool) -> dict[str, str]:
     suffix = f"_l{layer}{'_reverse' if reverse else ''}"
-    return {kind: kind + suffix for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return {kind: kind + suffix for kind in _KINDS}
+
+
+def _source_keys(state_dict: Mapping[str, Any], layer: int, reverse: bool) -> dict[str, str]:
+    """The keys of ``(layer, reverse)``: ``nn.GRU``'s ``weight_ih_l{layer}[_reverse]``, ...,
+    or the unsuffixed ``weight_ih``, ... of an ``nn.GRUCell`` state dict (one layer, forward)."""
+    if "weight_ih" not in state_dict:
+        return _keys(layer, reverse)
+    if any(key in state_dict for key in _keys(0, False).values()):
+        raise ValueError("state_dict: holds both nn.GRUCell keys ('weight_ih', ...) and nn.GRU keys "
+                         "('weight_ih_l0', ...); pass the state dict of one module.")
+    if layer != 0 or reverse:
+        raise ValueError(f"state_dict: an nn.GRUCell state dict (keys 'weight_ih', ...) holds one layer and "
+                         f"direction: expected layer=0, reverse=False, got layer={layer}, reverse={reverse}.")
+    return {kind: kind for kind in _KINDS}
 
 
 def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool = False) -> Params:
-    """jaxgru params of one layer and direction of a PyTorch ``nn.GRU``.
+    """jaxgru params of one layer and direction of a PyTorch ``nn.GRU`` (or an ``nn.GRUCell``).
 
     Args:
       state_dict: ``module.state_dict()`` of an ``nn.GRU`` (torch tensors or numpy
         arrays), with keys ``weight_ih_l{layer}``, ``weight_hh_l{layer}`` and, unless the
         module has ``bias=False``, ``bias_ih_l{layer}``, ``bias_hh_l{layer}`` (suffix
-        ``_reverse`` for the backward direction). Other keys are ignored.
+        ``_reverse`` for the backward direction). Other keys are ignored. The state dict
+        of an ``nn.GRUCell`` (keys ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``)
+        is one layer and direction: only ``layer=0, reverse=False``.
       layer: the layer index k. reverse: the backward direction of a bidirectional GRU.
 
     Returns:
@@ -95,12 +120,12 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
       the module has no bias): kernel ``(D, 3U)``, recurrent_kernel ``(U, 3U)``, bias
       ``(2, 3U)``. A bidirectional stack is ``{"forward": from_torch(sd, layer=k),
       "backward": from_torch(sd, layer=k, reverse=True)}`` per layer for
-      `jaxgru.bidirectional` (``merge_mode="concat"`` feeding the next layer).
+      `jaxgru.bidirectional` (``merge_mode="concat"`` feeding the next layer);
+      `from_torch_stack` builds that list for `jaxgru.stacked_rnn`.
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict: expected a mapping such as nn.GRU.state_dict(), got {type(state_dict).__name__}.")
+    _check_state_dict(state_dict)
     layer, reverse = _check_index(layer, reverse)
-    keys = _keys(layer, reverse)
+    keys = _source_keys(state_dict, layer, reverse)
     if keys["weight_ih"] not in state_dict:
         raise KeyError(f"state_dict: missing {keys['weight_ih']!r} of shape (3*hidden_size, input_size) "
                        f"(layer={layer}, reverse={reverse}); present keys: {sorted(state_dict)}.")
@@ -125,8 +150,13 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
     return from_torch_layout(**arrays)
 
 
+def _check_state_dict(state_dict: Any) -> None:
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict: expected a mapping such as nn.GRU.state_dict(), got {type(state_dict).__name__}.")
+
+
 def to_torch(params: Mapping[str, Any], *, layer: int = 0, reverse: bool = False,
-             cell: Optional[GRUCell] = None) -> dict[str, np.ndarray]:
+             cell: GRUCell | None = None) -> dict[str, np.ndarray]:
     """One layer and direction of an ``nn.GRU`` state dict from reset_after=True params.
 
     Returns numpy arrays under ``nn.GRU``'s key names (``weight_ih_l{layer}[_reverse]``,
@@ -142,3 +172,102 @@ def to_torch(params: Mapping[str, Any], *, layer: int = 0, reverse: bool = False
     layer, reverse = _check_index(layer, reverse)
     arrays = to_torch_layout(params, cell, "PyTorch's nn.GRU")
     return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays) if array is not None}
+
+
+def from_torch_stack(state_dict: Mapping[str, Any]) -> list:
+    """The ``layers`` list of `jaxgru.stacked_rnn` from a whole ``nn.GRU`` state dict.
+
+    The number of layers ``L`` and the directions are read from the keys
+    (``weight_ih_l{k}``, ``weight_ih_l{k}_reverse``, ...): every layer ``0 .. L-1`` must be
+    present, each in both directions when any key is ``_reverse``. Other keys are ignored.
+
+    Returns:
+      ``L`` entries, layer-major: ``from_torch(state_dict, layer=k)``, or, for a
+      bidirectional module, ``{"forward": from_torch(state_dict, layer=k), "backward":
+      from_torch(state_dict, layer=k, reverse=True)}``. ``nn.GRU(D, U, num_layers=L,
+      bidirectional=b, bias=bias)`` is then ``jaxgru.stacked_rnn(jaxgru.GRUCell(U,
+      use_bias=bias), layers, x, bidirectional=b)``.
+    """
+    _check_state_dict(state_dict)
+    directions_of: dict[int, set[bool]] = {}
+    for key in state_dict:
+        match = _GRU_KEY.fullmatch(key) if isinstance(key, str) else None
+        if match:
+            directions_of.setdefault(int(match[2]), set()).add(match[3] is not None)
+    if not directions_of:
+        hint = " (this is an nn.GRUCell state dict: use from_torch)" if "weight_ih" in state_dict else ""
+        raise KeyError(f"state_dict: no nn.GRU keys such as 'weight_ih_l0'{hint}; present keys: "
+                       f"{sorted(map(str, state_dict))}.")
+    count = max(directions_of) + 1
+    gaps = [k for k in range(count) if k not in directions_of]
+    if gaps:
+        raise KeyError(f"state_dict: no keys of layers {gaps}, but keys of layer {count - 1}; an nn.GRU with "
+                       f"num_layers={count} has 'weight_ih_l{{k}}', ... for every layer k in 0..{count - 1}.")
+    if not any(True in directions for directions in directions_of.values()):
+        return [from_torch(state_dict, layer=k) for k in range(count)]
+    return [{"forward": from_torch(state_dict, layer=k), "backward": from_torch(state_dict, layer=k, reverse=True)}
+            for k in range(count)]
+
+
+def _is_pair(entry: Any) -> bool:
+    return isinstance(entry, Mapping) and set(entry) == {"forward", "backward"}
+
+
+def _label(layer: int, direction: str | None) -> str:
+    return f"layers[{layer}]" + ("" if direction is None else f"[{direction!r}]")
+
+
+def to_torch_stack(layers: list, *, cell: GRUCell | None = None) -> dict[str, np.ndarray]:
+    """A whole ``nn.GRU`` state dict from the ``layers`` list of `jaxgru.stacked_rnn`.
+
+    Args:
+      layers: ``L`` reset_after=True params, one per layer, or ``{"forward": params,
+        "backward": params}`` in every layer for a bidirectional module. They must make
+        an ``nn.GRU``: the same units ``U`` everywhere, layer ``k > 0`` taking ``U`` (or
+        ``2U`` bidirectional) features, biases in every layer or (with ``cell``) in none.
+      cell: as in `to_torch`, needed for bias-free params (``jaxgru.GRUCell(U,
+        use_bias=False, reset_after=True)``); it must fit every layer.
+
+    Returns:
+      numpy arrays under ``nn.GRU``'s keys in its order (layer-major, forward before
+      ``_reverse``), loadable with ``nn.GRU(D, U, num_layers=L, bidirectional=...,
+      bias=...).load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
+      ``to_torch_stack(from_torch_stack(sd))`` equals ``sd``.
+    """
+    if isinstance(layers, Mapping) or not isinstance(layers, (list, tuple)):
+        raise TypeError(f"layers: expected a list of per-layer params, got {type(layers).__name__}.")
+    if not layers:
+        raise ValueError("layers: expected at least one layer's params, got an empty list.")
+    bidirectional = _is_pair(layers[0])
+    directions = (("forward", False), ("backward", True)) if bidirectional else ((None, False),)
+    state_dict = {}
+    for k, entry in enumerate(layers):
+        if _is_pair(entry) != bidirectional:
+            expected = "a {'forward', 'backward'} pair" if bidirectional else "one params dict"
+            raise ValueError(f"layers[{k}]: expected {expected} as layers[0]: an nn.GRU is bidirectional in every "
+                             f"layer or in none.")
+        for direction, reverse in directions:
+            params = entry if direction is None else entry[direction]
+            try:
+                state_dict.update(to_torch(params, layer=k, reverse=reverse, cell=cell))
+            except (KeyError, TypeError, ValueError) as error:
+                message = error.args[0] if error.args else error
+                raise type(error)(f"{_label(k, direction)}: {message}") from None
+    _check_one_module(state_dict, len(layers), directions)
+    return state_dict
+
+
+def _check_one_module(state_dict: Mapping[str, np.ndarray], count: int, directions: tuple) -> None:
+    """The converted layers fit one ``nn.GRU``: one hidden size, layer k > 0 taking
+    ``dirs * hidden_size`` features. (Biases everywhere or nowhere: `to_torch` refuses
+    bias-free params without ``cell``, and params that do not fit ``cell``.)"""
+    hidden = state_dict["weight_hh_l0"].shape[1]
+    for k in range(count):
+        for direction, reverse in directions:
+            keys, label = _keys(k, reverse), _label(k, direction)
+            units, input_dim = state_dict[keys["weight_hh"]].shape[1], state_dict[keys["weight_ih"]].shape[1]
+            if units != hidden:
+                raise ValueError(f"{label}: units={units}, but layers[0] has {hidden}; an nn.GRU has one hidden_size.")
+            if k > 0 and input_dim != len(directions) * hidden:
+                raise ValueError(f"{label}: the kernel takes D={input_dim} features, but layer {k} of an nn.GRU takes "
+                                 f"{len(directions)} * hidden_size = {len(directions) * hidden}.")
