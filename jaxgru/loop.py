@@ -53,10 +53,6 @@ class Steps(NamedTuple):
     keep: Optional[jax.Array] = None
     reset: Optional[jax.Array] = None
 
-    def between(self, start: int, stop: int) -> Steps:
-        """Steps ``start`` to ``stop - 1``."""
-        return jax.tree.map(lambda a: a[start:stop], self)
-
 
 class LoopOptions(NamedTuple):
     """Static loop options (hashable, so they can be a `jax.custom_vjp` non-diff argument).

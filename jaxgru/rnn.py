@@ -39,7 +39,8 @@ from jaxgru import fused_backward, gates
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
 from jaxgru.loop import GRADIENTS, Carry, LoopOptions, Steps, forward
-from jaxgru.validation import as_floating_array, as_state, check_flags, check_key, check_positive_int, check_unroll
+from jaxgru.validation import (as_array, as_floating_array, as_state, check_flags, check_key, check_positive_int,
+                               check_unroll)
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 # Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
@@ -65,21 +66,14 @@ def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], ste
     """
     if value is None:
         return None
-    expected_text = "booleans (or 0/1 integers)"
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{argument}: expected {expected_text}, got {value!r}.")
-    try:
-        value = jnp.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{argument}: expected {expected_text}, got {type(value).__name__} ({error}).") from None
+    value = as_array(value, argument, "booleans (or 0/1 integers)",
+                     lambda dtype: dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.integer))
     expected = (steps, *batch_shape) if time_major else (*batch_shape, steps)
     if tuple(value.shape) != expected:
         layout = "(T, *batch) with time_major" if time_major else "(*batch, T)"
         raise ValueError(f"{argument}: expected shape {layout} = {expected}, got {tuple(value.shape)}.")
-    if not (value.dtype == jnp.bool_ or jnp.issubdtype(value.dtype, jnp.integer)):
-        raise ValueError(f"{argument}: expected {expected_text}, got dtype {value.dtype}.")
-    value = value.astype(jnp.bool_).reshape(steps, -1) if time_major else value.astype(jnp.bool_).reshape(-1, steps).T
-    return value
+    value = value.astype(jnp.bool_)
+    return value.reshape(steps, -1) if time_major else value.reshape(-1, steps).T
 
 
 def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> jax.Array:
@@ -88,15 +82,8 @@ def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> 
     Lengths known at trace time must lie in ``[0, T]`` (a ValueError otherwise); traced
     lengths cannot be checked, and act as clipped to that range.
     """
-    if isinstance(seq_lengths, (str, bytes, bool)):
-        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got {seq_lengths!r}.")
-    try:
-        lengths = jnp.asarray(seq_lengths)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got "
-                        f"{type(seq_lengths).__name__} ({error}).") from None
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"seq_lengths: expected integers of shape {batch_shape}, got dtype {lengths.dtype}.")
+    lengths = as_array(seq_lengths, "seq_lengths", f"integers of shape {batch_shape}",
+                       lambda dtype: jnp.issubdtype(dtype, jnp.integer))
     if tuple(lengths.shape) != batch_shape:
         raise ValueError(f"seq_lengths: expected shape {batch_shape} (the batch axes), got {tuple(lengths.shape)}.")
     if not isinstance(lengths, jax.core.Tracer) and lengths.size:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -67,19 +67,26 @@ def check_floating(value: Any, argument: str) -> None:
         raise TypeError(f"{argument}: expected a floating-point array, got dtype {dtype}.")
 
 
-def as_floating_array(value: Any, argument: str, expected: str) -> jax.Array:
-    """``value`` as a JAX array of a real floating dtype; ``expected`` (e.g. ``"(B, U)"``)
-    describes the shape in the error for anything else (None, strings, complex, ints)."""
+def as_array(value: Any, argument: str, expected: str, accepts_dtype: Callable[[Any], bool]) -> jax.Array:
+    """``value`` as a JAX array whose dtype ``accepts_dtype`` admits; anything else (None,
+    strings, objects, other dtypes) is a TypeError saying ``expected`` (e.g. "integers
+    of shape (B,)")."""
     if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{argument}: expected a floating-point array {expected}, got {value!r}.")
+        raise TypeError(f"{argument}: expected {expected}, got {value!r}.")
     try:
         array = jnp.asarray(value)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"{argument}: expected a floating-point array {expected}, got "
-                        f"{type(value).__name__} ({error}).") from None
-    if not jnp.issubdtype(array.dtype, jnp.floating):
-        raise TypeError(f"{argument}: expected a floating-point array {expected}, got dtype {array.dtype}.")
+        raise TypeError(f"{argument}: expected {expected}, got {type(value).__name__} ({error}).") from None
+    if not accepts_dtype(array.dtype):
+        raise TypeError(f"{argument}: expected {expected}, got dtype {array.dtype}.")
     return array
+
+
+def as_floating_array(value: Any, argument: str, expected: str) -> jax.Array:
+    """``value`` as a JAX array of a real floating dtype; ``expected`` (e.g. ``"(B, U)"``)
+    describes the shape in the error for anything else (None, strings, complex, ints)."""
+    return as_array(value, argument, f"a floating-point array {expected}",
+                    lambda dtype: jnp.issubdtype(dtype, jnp.floating))
 
 
 def as_state(state: Any, argument: str, expected: str = "(B, U)") -> jax.Array:

@@ -177,7 +177,7 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(backward, masked):
 @pytest.mark.parametrize("resets,error,match", [
     (np.zeros((B, T + 1), bool), ValueError, r"resets: expected shape \(\*batch, T\) = \(3, 7\)"),
     (np.zeros((T, B), bool), ValueError, r"resets: expected shape"),
-    (np.zeros((B, T), np.float32), ValueError, "resets: expected booleans .*float32"),
+    (np.zeros((B, T), np.float32), TypeError, "resets: expected booleans .*float32"),
     ("episode", TypeError, "resets: expected booleans"),
 ])
 def test_bad_resets(resets, error, match):
