@@ -90,8 +90,8 @@ def gemm_seconds(flops: float, repeats: int) -> float:
         jax.block_until_ready(matmul(a, b))
 
     run()
-    calls = _calls_per_sample(run)
-    times = [_sample(run, calls) for _ in range(repeats)]
+    calls = calls_per_sample(run)
+    times = [sample(run, calls) for _ in range(repeats)]
     return statistics.median(times) * flops / (2 * n * n * k * n)
 
 
@@ -135,18 +135,18 @@ def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, di
         return {}
     results = {}
     for mode in MODES:
-        calls = {name: _calls_per_sample(getattr(runner, mode)) for name, runner in runners.items()}
+        calls = {name: calls_per_sample(getattr(runner, mode)) for name, runner in runners.items()}
         times = {name: [] for name in runners}
         names = list(runners)
         for round_index in range(repeats):
             start = round_index % len(names)
             for name in names[start:] + names[:start]:
-                times[name].append(_sample(getattr(runners[name], mode), calls[name]))
+                times[name].append(sample(getattr(runners[name], mode), calls[name]))
         results[mode] = {name: statistics.median(t) for name, t in times.items()}
     return results
 
 
-def _calls_per_sample(fn: Callable[[], None]) -> int:
+def calls_per_sample(fn: Callable[[], None]) -> int:
     """How many back-to-back calls of ``fn`` make one sample of at least
     `MIN_SAMPLE_SECONDS` (timeit's autorange idea): a sub-millisecond call timed alone is
     mostly timer and scheduler noise."""
@@ -155,7 +155,7 @@ def _calls_per_sample(fn: Callable[[], None]) -> int:
     return max(1, math.ceil(MIN_SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
 
 
-def _sample(fn: Callable[[], None], calls: int) -> float:
+def sample(fn: Callable[[], None], calls: int) -> float:
     """Seconds per call of ``fn``, averaged over ``calls`` back-to-back calls."""
     start = time.perf_counter()
     for _ in range(calls):
