@@ -301,6 +301,24 @@ def _flat_dropout_masks(cell: GRUCell, rng, masks: Optional[DropoutMasks], train
     return cell.resolve_masks(rng, masks, training, (batch,), input_dim, dtype)
 
 
+def check_bidirectional_params(cells: tuple[GRUCell, GRUCell], params: Any, label: str = "params") -> int:
+    """Validates ``{"forward": params, "backward": params}`` against the ``(forward,
+    backward)`` cells; returns the ``D`` both kernels take. Errors start with ``label``."""
+    if not isinstance(params, Mapping) or set(params) != {"forward", "backward"}:
+        got = f"keys {sorted(params)}" if isinstance(params, Mapping) else type(params).__name__
+        raise ValueError(f"{label}: expected {{'forward': params, 'backward': params}}, got {got}.")
+    dims = []
+    for direction, direction_cell in zip(("forward", "backward"), cells):
+        try:
+            dims.append(direction_cell.check_params(params[direction]))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{label}[{direction!r}]: {error}") from None
+    if dims[0] != dims[1]:
+        raise ValueError(f"{label}: the forward kernel takes D={dims[0]} features and the backward kernel "
+                         f"D={dims[1]}; they must match.")
+    return dims[0]
+
+
 def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
     if merge_mode == "concat":
         return jnp.concatenate([forward, backward], axis=-1)
@@ -355,17 +373,7 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
     if merge_mode in ("sum", "ave", "mul") and cells[0].units != cells[1].units:
         raise ValueError(f"cell: merge_mode={merge_mode!r} needs equal units in both directions, "
                          f"got {cells[0].units} and {cells[1].units}.")
-    if not isinstance(params, Mapping) or set(params) != {"forward", "backward"}:
-        raise ValueError("params: expected {'forward': params, 'backward': params}.")
-    input_dims = {}
-    for direction, direction_cell in zip(("forward", "backward"), cells):
-        try:
-            input_dims[direction] = direction_cell.check_params(params[direction])
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"params[{direction!r}]: {error}") from None
-    if input_dims["forward"] != input_dims["backward"]:
-        raise ValueError(f"params: the forward kernel takes D={input_dims['forward']} features and the "
-                         f"backward kernel D={input_dims['backward']}; they must match.")
+    check_bidirectional_params(cells, params)
     if initial_state is None:
         initial_state = (None, None)
     elif not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import inverted_dropout_masks
-from jaxgru.rnn import MERGE_MODES
+from jaxgru.rnn import MERGE_MODES, check_bidirectional_params
 from jaxgru.rnn import bidirectional as run_bidirectional
 from jaxgru.rnn import rnn as run_rnn
 from jaxgru.validation import as_floating_array, check_bool, check_flags, check_key
@@ -34,7 +34,6 @@ __all__ = ["check_dropout", "check_stack_options", "stacked_rnn"]
 
 # One layer's cell configuration: a GRUCell, or a (forward, backward) pair when bidirectional.
 LayerCell = GRUCell | tuple[GRUCell, GRUCell]
-DIRECTIONS = ("forward", "backward")
 
 
 def check_dropout(rate: Any, argument: str = "dropout") -> float:
@@ -212,15 +211,7 @@ def _params_input_dim(cell: LayerCell, params: Any, k: int) -> int:
     """The ``D`` that ``layers[k]`` takes, after validating it against its cell(s)."""
     if not isinstance(cell, tuple):
         return _checked(cell, params, f"layers[{k}]")
-    if not (isinstance(params, Mapping) and set(params) == set(DIRECTIONS)):
-        got = f"keys {sorted(params)}" if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(f"layers[{k}]: expected {{'forward': params, 'backward': params}} "
-                         f"(bidirectional=True), got {got}.")
-    dims = [_checked(c, params[d], f"layers[{k}][{d!r}]") for c, d in zip(cell, DIRECTIONS)]
-    if dims[0] != dims[1]:
-        raise ValueError(f"layers[{k}]: the forward kernel takes D={dims[0]} features and the backward "
-                         f"kernel D={dims[1]}; they must match.")
-    return dims[0]
+    return check_bidirectional_params(cell, params, f"layers[{k}]")
 
 
 def _checked(cell: GRUCell, params: Any, label: str) -> int:
