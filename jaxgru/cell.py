@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgru import activations, constraints, gates, initializers, regularizers
 from jaxgru._keras_object import KerasObject
@@ -192,8 +194,8 @@ class GRUCell:
             if not is_active(getattr(self, rate_name)):
                 raise ValueError(f"masks.{kind}: given, but {rate_name}={getattr(self, rate_name)} makes no "
                                  "mask (Keras applies one only for 0 < rate < 1); pass None.")
-            if tuple(jnp.shape(m)) != (3, *batch_shape, last):
-                raise ValueError(f"masks.{kind}: expected shape {(3, *batch_shape, last)}, got {tuple(jnp.shape(m))}.")
+            if tuple(np.shape(m)) != (3, *batch_shape, last):
+                raise ValueError(f"masks.{kind}: expected shape {(3, *batch_shape, last)}, got {tuple(np.shape(m))}.")
         return masks
 
     # ------------------------------------------------------------------ step
@@ -203,7 +205,7 @@ class GRUCell:
             raise TypeError(f"params: expected a dict of arrays, got {type(params).__name__}.")
         if "kernel" not in params:
             raise ValueError(f"params: missing 'kernel' of shape (D, {3 * self.units}).")
-        kernel_shape = tuple(jnp.shape(params["kernel"]))
+        kernel_shape = tuple(np.shape(params["kernel"]))
         if len(kernel_shape) != 2:
             raise ValueError(f"params['kernel']: expected shape (D, {3 * self.units}), got {kernel_shape}.")
         d = kernel_shape[0] if input_dim is None else input_dim
@@ -214,9 +216,9 @@ class GRUCell:
         for name, shape in expected.items():
             if name not in params:
                 raise ValueError(f"params: missing {name!r} of shape {shape}.")
-            if tuple(jnp.shape(params[name])) != shape:
+            if tuple(np.shape(params[name])) != shape:
                 raise ValueError(f"params[{name!r}]: expected shape {shape} for units={self.units}, "
-                                 f"input_dim={d}, got {tuple(jnp.shape(params[name]))}.")
+                                 f"input_dim={d}, got {tuple(np.shape(params[name]))}.")
             check_floating(params[name], f"params[{name!r}]")
         extra = set(params) - set(expected)
         if extra:
@@ -259,9 +261,9 @@ class GRUCell:
             if reg is None or name not in params:
                 continue
             value = reg(params[name])
-            if jnp.shape(value) != ():
+            if np.shape(value) != ():
                 raise ValueError(f"{_WEIGHT_PREFIXES[name]}_regularizer: expected a scalar, "
-                                 f"got shape {jnp.shape(value)}.")
+                                 f"got shape {np.shape(value)}.")
             total = total + value
         return total
 
@@ -285,14 +287,35 @@ class GRUCell:
     def from_config(cls, config: Mapping[str, Any]) -> GRUCell:
         """Builds a cell from a jaxgru or tf_keras/Keras 3 ``GRUCell`` config dict.
 
-        Keras's ``name``, ``trainable``, ``dtype`` and ``seed`` keys are ignored.
+        Keras's ``name``, ``trainable``, ``dtype`` and ``seed`` keys are ignored. Keras 3's
+        ``seed`` seeds Keras's own dropout masks; jaxgru draws them from the ``rng`` key
+        passed to `step` or `jaxgru.rnn`, and a Keras seed does not map onto a JAX key, so
+        a seed that is not None warns (UserWarning) when ``dropout`` or
+        ``recurrent_dropout`` is active (``0 < rate < 1``).
+
+        A config with a ``seed`` key is Keras 3's (Keras 3 writes one in every GRUCell
+        config, tf_keras never): its ``"hard_sigmoid"`` is Keras 3's ``relu6(x + 3) / 6``
+        and becomes `jax.nn.hard_sigmoid` (the name means tf_keras's
+        ``clip(0.2 x + 0.5, 0, 1)`` in jaxgru, see `jaxgru.activations`).
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"config: expected a dict, got {type(config).__name__}.")
+        seed = config.get("seed")
+        keras_3 = "seed" in config
         config = {k: v for k, v in config.items() if k not in _IGNORED_KERAS_KEYS}
+        for name in ("activation", "recurrent_activation") if keras_3 else ():
+            value = config.get(name)
+            if (value.get("config") if isinstance(value, Mapping) else value) == "hard_sigmoid":
+                config[name] = jax.nn.hard_sigmoid
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"config: unknown keys {sorted(unknown)}; expected some of {sorted(known)}.")
-        return cls(**config)
+        cell = cls(**config)
+        if seed is not None and (is_active(cell.dropout) or is_active(cell.recurrent_dropout)):
+            warnings.warn(f"config['seed']={seed!r}: Keras seeds its dropout masks with it; jaxgru draws them from "
+                          "the rng key passed to step/rnn (rng=jax.random.key(...), training=True), and a Keras "
+                          "seed does not map onto a JAX key, so the masks differ from Keras's.",
+                          UserWarning, stacklevel=2)
+        return cell
 

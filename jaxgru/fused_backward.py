@@ -77,6 +77,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxgru import gates
@@ -109,7 +110,7 @@ def _is_elementwise(fn) -> bool:
         except Exception:  # any failure on a 2-D input: leave the activation to autodiff
             return False
         size = probe.size
-        if jnp.shape(jacobian) != (*probe.shape, *probe.shape):
+        if np.shape(jacobian) != (*probe.shape, *probe.shape):
             return False
         jacobian = jnp.reshape(jacobian, (size, size))
         return bool(jnp.all((jacobian == 0) | jnp.eye(size, dtype=bool)))

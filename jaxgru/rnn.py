@@ -19,7 +19,11 @@ steps, each projected right before its part of the loop (`_chunked_recurrence`),
 backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
 projection of a long sequence run out of cache (measurements: benchmarks/RESULTS.md). The
 results are the same either way, up to float rounding in the weight gradients (sums over
-chunks instead of one sum over all steps).
+chunks instead of one sum over all steps). The platform is chosen when the program is
+lowered, not when it is traced (`jax.lax.platform_dependent`), so a `jax.export` for
+``platforms=("cpu", "cuda")`` chunks on CPU only. With symbolic shapes (`jax.export`
+with ``symbolic_shape("b, t")``) the default projects all steps at once on every
+platform; an explicit ``time_chunk`` then needs a static ``T``.
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -47,14 +51,15 @@ MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 CPU_CHUNK_ELEMENTS = 2 ** 18
 
 
-def default_time_chunk(steps: int, batch: int, units: int) -> int:
-    """The ``time_chunk`` `rnn` uses when given None: ``T`` (one projection) on GPU/TPU;
-    on CPU the largest ``C >= 1`` with ``C*B*U <= CPU_CHUNK_ELEMENTS``, or ``T`` where
-    that leaves fewer than two chunks (measured: a short sequence gains nothing)."""
-    chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
-    if jax.default_backend() != "cpu" or 2 * chunk > steps:
+def default_time_chunk(steps: Any, batch: Any, units: int, platform: str = "cpu") -> Any:
+    """The ``time_chunk`` `rnn` uses on ``platform`` when given None: ``T`` (one
+    projection) on GPU/TPU; on CPU the largest ``C >= 1`` with ``C*B*U <=
+    CPU_CHUNK_ELEMENTS``, or ``T`` where that leaves fewer than two chunks (measured: a
+    short sequence gains nothing). ``T`` also where a size is symbolic (`jax.export`)."""
+    if platform != "cpu" or not all(isinstance(n, int) for n in (steps, batch, units)):
         return steps
-    return chunk
+    chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
+    return steps if 2 * chunk > steps else chunk
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
@@ -136,10 +141,12 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
         return carry, outputs
 
     length = sequence[0].shape[0]
-    chunk = min(chunk, length)
+    carry = Carry(h0, jnp.zeros_like(h0))
+    if chunk >= length:
+        carry, outputs = run(carry, sequence)
+        return outputs, carry
     count, rest = divmod(length, chunk)
     head = count * chunk
-    carry = Carry(h0, jnp.zeros_like(h0))
     if count == 1:
         carry, outputs = run(carry, jax.tree.map(lambda a: a[:head], sequence))
     else:
@@ -262,8 +269,11 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         if tuple(h0.shape) != (*batch_shape, cell.units):
             raise ValueError(f"initial_state: expected shape {(*batch_shape, cell.units)}, got {tuple(h0.shape)}.")
         h0 = h0.reshape(batch, cell.units)
-    time_chunk = check_positive_int(default_time_chunk(steps, batch, cell.units) if time_chunk is None
-                                    else time_chunk, "time_chunk")
+    if time_chunk is not None:
+        time_chunk = check_positive_int(time_chunk, "time_chunk")
+        if not isinstance(steps, int):
+            raise ValueError(f"time_chunk: chunking needs a static number of steps, got the symbolic T = {steps}; "
+                             "pass time_chunk=None (one projection of all steps).")
     dropout = _flat_dropout_masks(cell, rng, masks, training, batch_shape, d, inputs.dtype)
     if go_backwards:
         xs, keep = xs[::-1], None if keep is None else keep[::-1]
@@ -278,8 +288,18 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         reset_state = reset_state.reshape(batch, cell.units)
     elif reset is not None:
         reset_state = h0
-    outputs, final = _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, time_chunk,
-                                         options)
+    def recurrence(chunk):
+        return _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, chunk, options)
+
+    if time_chunk is not None:
+        outputs, final = recurrence(time_chunk)
+    else:
+        cpu_chunk = default_time_chunk(steps, batch, cell.units, "cpu")
+        if cpu_chunk == steps:
+            outputs, final = recurrence(steps)
+        else:  # decided when lowering, so that a multi-platform export chunks on CPU only
+            outputs, final = lax.platform_dependent(cpu=lambda: recurrence(cpu_chunk),
+                                                    default=lambda: recurrence(steps))
     final_state = final.state.reshape(*batch_shape, cell.units)
     if not return_sequences:
         return final.output.reshape(*batch_shape, cell.units), final_state

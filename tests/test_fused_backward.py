@@ -127,11 +127,12 @@ def test_default_time_chunks_on_cpu_match_one_projection():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
-def test_default_time_chunk_projects_all_steps_on_accelerators_and_short_sequences(monkeypatch):
+def test_default_time_chunk_projects_all_steps_on_accelerators_and_short_sequences():
     assert default_time_chunk(100, 32, 128) == 100  # 2^18 // (32*128) = 64: fewer than two chunks
     assert default_time_chunk(200, 32, 128) == 64
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert default_time_chunk(50, 256, 256) == 50
+    assert default_time_chunk(50, 256, 256) == 4
+    assert default_time_chunk(50, 256, 256, "cuda") == 50
+    assert default_time_chunk(50, 256, 256, "tpu") == 50
 
 
 def test_unrolled_loop_matches_autodiff():
