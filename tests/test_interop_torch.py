@@ -183,3 +183,14 @@ def test_malformed_params(change, error, message):
     change(params)
     with pytest.raises(error, match=message):
         jaxgru.to_torch(params)
+
+
+@pytest.mark.parametrize("convert", [lambda p, cell: jaxgru.to_torch(p, cell=cell),
+                                     lambda p, cell: jaxgru.to_torch_stack([p], cell=cell),
+                                     lambda p, cell: jaxgru.to_cudnn(p, cell=cell)])
+@pytest.mark.parametrize("option, value", [("activation", "relu"), ("recurrent_activation", "hard_sigmoid")])
+def test_activations_torch_cannot_compute_are_refused(convert, option, value):
+    """PyTorch's and cuDNN's GRU apply sigmoid and tanh only: other activations are named, not dropped."""
+    cell = jaxgru.GRUCell(UNITS, **{option: value})
+    with pytest.raises(ValueError, match=rf"cell.{option}: '{value}', but .* always applies"):
+        convert(cell.init(jax.random.key(0), INPUT), cell)

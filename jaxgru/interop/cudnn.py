@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxgru.cell import GRUCell
 from jaxgru.validation import check_positive_int
-from jaxgru.interop.keras import Params, as_numpy
+from jaxgru.interop.keras import Params, as_numpy, check_fixed_activations
 from jaxgru.interop.torch import from_torch_layout, to_torch_layout
 
 
@@ -28,8 +28,10 @@ def to_cudnn(params: Mapping[str, Any], *, cell: Optional[GRUCell] = None) -> np
 
     cuDNN always has both biases: bias-free params (which need ``cell`` with
     ``use_bias=False, reset_after=True`` to state their convention) get zero biases,
-    which compute the same function. reset_after=False params raise `ValueError`.
+    which compute the same function. reset_after=False params, and a ``cell`` whose
+    activations are not sigmoid and tanh, raise `ValueError`.
     """
+    check_fixed_activations(cell, "cuDNN's GRU")
     weight_ih, weight_hh, bias_ih, bias_hh = to_torch_layout(params, cell, "cuDNN's GRU")
     if bias_ih is None:
         bias_ih = bias_hh = np.zeros(weight_ih.shape[0], weight_ih.dtype)

@@ -34,18 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy
+from jaxgru.interop.keras import Params, as_numpy, check_fixed_activations, fold_bias
 from jaxgru.interop.torch import from_torch_layout, to_torch_layout
 
 __all__ = ["from_equinox", "to_equinox"]
 
 _TARGET = "equinox.nn.GRUCell"
 _FIELDS = ("weight_ih", "weight_hh", "bias", "bias_n")
-
-
-def _fold(input_bias: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
-    """``input_bias + recurrent_bias``, leaving input entries untouched where the other is 0."""
-    return np.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
 
 
 def _fields(cell: Any) -> list[np.ndarray | None]:
@@ -128,13 +123,7 @@ def to_equinox(params: Any, cell: GRUCell | None = None):
         ``recurrent_activation`` is not sigmoid or ``activation`` not tanh: Equinox's GRU
         has those fixed.
     """
-    if isinstance(cell, GRUCell):
-        for name, fn, expected, function in (
-                ("recurrent_activation", cell.recurrent_activation_fn, "sigmoid", jax.nn.sigmoid),
-                ("activation", cell.activation_fn, "tanh", jnp.tanh)):
-            if fn is not function:
-                raise ValueError(f"cell.{name}: {getattr(cell, name)!r}, but {_TARGET} always applies {expected}; "
-                                 f"only a cell with {name}={expected!r} converts.")
+    check_fixed_activations(cell, _TARGET)
     weight_ih, weight_hh, bias_ih, bias_hh = to_torch_layout(params, cell, _TARGET)
     import equinox as eqx
 
@@ -145,7 +134,7 @@ def to_equinox(params: Any, cell: GRUCell | None = None):
                                                           dtype=dtype, key=jax.random.key(0)))
     arrays = [weight_ih, weight_hh]
     if bias_ih is not None:
-        arrays += [np.concatenate([_fold(bias_ih[:2 * units], bias_hh[:2 * units]), bias_ih[2 * units:]]),
+        arrays += [np.concatenate([fold_bias(bias_ih[:2 * units], bias_hh[:2 * units]), bias_ih[2 * units:]]),
                    bias_hh[2 * units:]]
     where = ((lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n)) if bias_ih is not None
              else (lambda m: (m.weight_ih, m.weight_hh)))

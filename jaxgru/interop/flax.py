@@ -50,7 +50,7 @@ import numpy as np
 
 from jaxgru import activations
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy
+from jaxgru.interop.keras import Params, as_numpy, fold_bias
 from jaxgru.interop.torch import from_torch_layout, to_torch_layout
 
 __all__ = ["from_flax_linen", "from_flax_nnx", "to_flax_linen"]
@@ -68,11 +68,6 @@ def _keras_activation(fn: activations.ActivationLike, argument: str) -> activati
             if known is fn:
                 return name
     return fn
-
-
-def _fold(input_bias: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
-    """``input_bias + recurrent_bias``, leaving input entries untouched where the other is 0."""
-    return np.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
 
 
 def _unwrap(params: Any) -> tuple[Mapping, str]:
@@ -193,7 +188,7 @@ def to_flax_linen(params: Mapping[str, Any], cell: GRUCell | None = None) -> dic
     units = weight_hh.shape[1]
     if bias_ih is None:
         bias_ih = bias_hh = np.zeros(3 * units, weight_ih.dtype)
-    biases = {"r": _fold(bias_ih[:units], bias_hh[:units]), "z": _fold(bias_ih[units:2 * units],
+    biases = {"r": fold_bias(bias_ih[:units], bias_hh[:units]), "z": fold_bias(bias_ih[units:2 * units],
                                                                        bias_hh[units:2 * units]),
               "n": bias_ih[2 * units:]}
     out: dict[str, dict[str, np.ndarray]] = {}

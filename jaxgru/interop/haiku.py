@@ -31,8 +31,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgru.cell import GRUCell
@@ -40,6 +38,7 @@ from jaxgru.interop.keras import (
     Params,
     as_numpy,
     check_against_cell,
+    check_fixed_activations,
     check_keras_params,
 )
 
@@ -145,13 +144,7 @@ def to_haiku(params: Mapping[str, Any], cell: GRUCell | None = None, *,
     _, units, reset_after = check_keras_params(params)
     if cell is not None:
         check_against_cell(cell, units, reset_after, "bias" in params)
-        if cell.recurrent_activation_fn is not jax.nn.sigmoid:
-            raise ValueError(f"cell.recurrent_activation: {cell.recurrent_activation!r}; hk.GRU applies sigmoid, and "
-                             "its flipped update gate equals Keras's only through sigmoid(-v) = 1 - sigmoid(v). "
-                             "Only recurrent_activation='sigmoid' converts.")
-        if cell.activation_fn is not jnp.tanh:
-            raise ValueError(f"cell.activation: {cell.activation!r}, but hk.GRU always applies tanh; only "
-                             "activation='tanh' converts.")
+        check_fixed_activations(cell, "hk.GRU")  # its update-gate flip needs sigmoid(-v) = 1 - sigmoid(v)
         reset_after = cell.reset_after
     if reset_after is None:
         raise ValueError(f"params: without a bias the arrays do not say whether they are the reset_after=False "

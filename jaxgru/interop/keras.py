@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -100,6 +101,26 @@ def check_against_cell(cell: GRUCell, units: int, reset_after: Optional[bool], h
     if reset_after is not None and cell.reset_after != reset_after:
         raise ValueError(f"cell: the bias shape is the reset_after={reset_after} layout "
                          f"({'(2, 3U)' if reset_after else '(3U,)'}), cell.reset_after={cell.reset_after}.")
+
+
+def check_fixed_activations(cell: Optional[GRUCell], target: str) -> None:
+    """Raises `ValueError` unless ``cell`` (when given) has sigmoid gates and a tanh
+    candidate, the only activations ``target`` (PyTorch, cuDNN, Equinox, Haiku) applies."""
+    if not isinstance(cell, GRUCell):
+        return  # no cell, or a wrong type that `check_against_cell` names
+    for name, fn, expected, function in (("recurrent_activation", cell.recurrent_activation_fn, "sigmoid",
+                                          jax.nn.sigmoid),
+                                         ("activation", cell.activation_fn, "tanh", jnp.tanh)):
+        if fn is not function:
+            raise ValueError(f"cell.{name}: {getattr(cell, name)!r}, but {target} always applies {expected}; "
+                             f"only a cell with {name}={expected!r} converts.")
+
+
+def fold_bias(input_bias: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
+    """``input_bias + recurrent_bias`` for a target with one bias where Keras has two that
+    add up (z and r gates): the same function up to one float rounding per entry, and the
+    input entries untouched where the recurrent one is 0 (so round trips stay exact)."""
+    return np.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
 
 
 def from_keras(weights: Sequence[Any], cell: Optional[GRUCell] = None) -> Params:

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy, check_against_cell, check_keras_params
+from jaxgru.interop.keras import (Params, as_numpy, check_against_cell, check_fixed_activations,
+                                  check_keras_params)
 from jaxgru.validation import check_bool, check_int
 
 
@@ -164,12 +165,13 @@ def to_torch(params: Mapping[str, Any], *, layer: int = 0, reverse: bool = False
     with ``module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``,
     merging the dicts of every layer and direction.
 
-    Raises `ValueError` for reset_after=False params (bias ``(3U,)``): PyTorch has no GRU
-    with that math. Bias-free params do not record their convention, so they need
-    ``cell`` (a ``GRUCell`` with ``use_bias=False, reset_after=True``); when ``cell`` is
+    Raises `ValueError` for reset_after=False params (bias ``(3U,)``) and for a ``cell``
+    whose activations are not sigmoid and tanh: PyTorch has no GRU with that math.
+    Bias-free params do not record their convention, so they need ``cell`` (a ``GRUCell`` with ``use_bias=False, reset_after=True``); when ``cell`` is
     given, the params must fit it.
     """
     layer, reverse = _check_index(layer, reverse)
+    check_fixed_activations(cell, "PyTorch's nn.GRU")
     arrays = to_torch_layout(params, cell, "PyTorch's nn.GRU")
     return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays) if array is not None}
 
