@@ -76,7 +76,7 @@ def jaxgru_runner(problem: Problem, backward: str = "fused") -> Runner:
     mask = problem.mask
 
     def forward(p, x, mask):
-        return jaxgru.rnn(cell, p, x, mask=mask, backward=backward)[0]
+        return jaxgru.rnn(cell, p, x, mask=mask, gradient=backward)[0]
 
     return _jax_runner(forward, params, (problem.inputs(), mask))
 
@@ -236,7 +236,7 @@ def torch_runner(problem: Problem) -> Runner:
 
 PEERS: dict[str, Callable[[Problem], Runner]] = {
     "jaxgru": jaxgru_runner,
-    "jaxgru (autodiff)": lambda problem: jaxgru_runner(problem, backward="autodiff"),
+    "jaxgru (autodiff)": lambda problem: jaxgru_runner(problem, gradient="autodiff"),
     "flax linen": flax_linen_runner,
     "flax nnx": flax_nnx_runner,
     "equinox": equinox_runner,

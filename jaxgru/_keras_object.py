@@ -148,7 +148,7 @@ def fields(**checkers: Checker) -> Callable[[Factory], Factory]:
         parameters = set(inspect.signature(factory).parameters)
         if parameters != set(checkers):
             raise AssertionError(f"{factory.__name__}: fields {sorted(checkers)} != arguments {sorted(parameters)}")
-        factory.fields = checkers
+        factory.fields = checkers  # type: ignore[attr-defined]  # a function attribute, read back by _build
         return factory
 
     return declare
@@ -240,7 +240,8 @@ def resolve(
     if isinstance(identifier, KerasObject):
         if identifier.kind != kind:
             raise TypeError(f"{argument}: expected {_a(kind)}, got the {identifier.kind} {identifier.class_name}.")
-        class_name, config = _class_name(argument, kind, registry, {}, identifier.class_name)[0], dict(identifier.config)
+        class_name = _class_name(argument, kind, registry, {}, identifier.class_name)[0]
+        config: Mapping[str, Any] = dict(identifier.config)
     elif isinstance(identifier, str):
         if identifier not in names and identifier not in registry:
             known = sorted(set(names) | set(registry))
@@ -266,7 +267,8 @@ def _dict_class_name(argument: str, kind: str, identifier: Mapping) -> str:
         raise ValueError(f"{argument}: {_a(kind)} config dict has keys 'class_name', 'config' (and Keras's "
                          f"{sorted(_SERIALIZATION_KEYS)}), got also {_show(extra)}.")
     if "class_name" not in identifier:
-        raise ValueError(f"{argument}: {_a(kind)} config dict needs a 'class_name' key, got keys {_show(list(identifier))}.")
+        raise ValueError(f"{argument}: {_a(kind)} config dict needs a 'class_name' key, "
+                         f"got keys {_show(list(identifier))}.")
     name = identifier["class_name"]
     if not isinstance(name, str):
         raise ValueError(  # noqa: TRY004 (anything wrong inside a config dict is a ValueError)
@@ -275,7 +277,8 @@ def _dict_class_name(argument: str, kind: str, identifier: Mapping) -> str:
 
 
 def _dict_config(argument: str, kind: str, identifier: Mapping) -> dict:
-    """The "config" of a config dict: a dict (its keys are checked against the fields later); absent or None is empty."""
+    """The "config" of a config dict: a dict (its keys are checked against the fields
+    later); absent or None is empty."""
     config = identifier.get("config")
     if config is None:
         return {}

@@ -1,6 +1,6 @@
 """Keras activation names resolved to `jax.nn` functions.
 
-Every name follows tf_keras's definition. Two of them differ from the obvious JAX call:
+Every name follows tf_keras's definition. Three of them differ from the obvious JAX call:
 
 * ``hard_sigmoid`` is tf_keras's ``clip(0.2 x + 0.5, 0, 1)``. Keras 3 and
   `jax.nn.hard_sigmoid` use ``relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)`` instead; pass
@@ -16,14 +16,15 @@ Every name follows tf_keras's definition. Two of them differ from the obvious JA
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Callable, Union
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 
+__all__ = ["ACTIVATIONS", "Activation", "ActivationLike", "get", "hard_sigmoid", "linear", "validate"]
+
 Activation = Callable[[jax.Array], jax.Array]
-ActivationLike = Union[str, None, Activation]
+ActivationLike = str | None | Activation
 
 
 def hard_sigmoid(x: jax.Array) -> jax.Array:
@@ -72,7 +73,8 @@ def get(identifier: ActivationLike, *, argument: str = "activation") -> Activati
             ) from None
     if callable(identifier):
         return identifier
-    raise TypeError(f"{argument}: expected a Keras activation name, None or a callable, got {type(identifier).__name__}.")
+    raise TypeError(f"{argument}: expected a Keras activation name, None or a callable, "
+                    f"got {type(identifier).__name__}.")
 
 
 def validate(identifier: ActivationLike, *, argument: str) -> ActivationLike:

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Mapping
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import activations, constraints, gates, initializers, regularizers
+from jaxgru import _gates as gates
+from jaxgru import activations, constraints, initializers, regularizers
 from jaxgru._keras_object import KerasObject
+from jaxgru._validation import (
+    as_floating_array,
+    as_state,
+    check_bool,
+    check_floating,
+    check_int,
+    check_key,
+    check_positive_int,
+    check_rate,
+    renamed_keyword,
+)
 from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
-from jaxgru.validation import (as_floating_array, as_state, check_bool, check_floating, check_int, check_key,
-                               check_positive_int, check_rate)
+from jaxgru.types import Params, State
 
-Params = dict[str, jax.Array]
-State = Union[jax.Array, list, tuple]
+__all__ = ["GRUCell"]
 
 # Each weight and the prefix of its constructor arguments (``recurrent_initializer``, ...).
 _WEIGHT_PREFIXES = {"kernel": "kernel", "recurrent_kernel": "recurrent", "bias": "bias"}
@@ -35,7 +45,7 @@ class GRUCell:
 
     All methods are pure functions of their arguments; the cell holds no weights, state,
     masks or randomness, so it can be closed over or passed as a static argument of
-    `jax.jit` (equal configurations are equal and hash alike). See `jaxgru.gates` for the
+    `jax.jit` (equal configurations are equal and hash alike). See `jaxgru._gates` for the
     math and the shapes.
 
     Args:
@@ -51,7 +61,7 @@ class GRUCell:
       dropout, recurrent_dropout: rates, clipped to [0, 1]; active only for
         ``0 < rate < 1`` and ``training=True`` (the rule of Keras's ``call``; a rate of 1
         drops nothing, where tf_keras fails drawing its mask).
-      implementation: 1 (per-gate matmuls and masks) or 2 (fused); ``recurrent_dropout >
+      implementation: 1 (per-gate matmuls and masks) or 2 (one matmul for all gates); ``recurrent_dropout >
         0`` forces 1, as in Keras. The legacy 0 is kept and, like tf_keras's GRUCell,
         computes as 2 (tf_keras's GRU *layer* ``from_config`` rewrites it to 1; the two
         differ only in which input dropout masks apply).
@@ -116,7 +126,7 @@ class GRUCell:
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """``{"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}``."""
         u3 = 3 * self.units
-        shapes = {"kernel": (input_dim, u3), "recurrent_kernel": (self.units, u3)}
+        shapes: dict[str, tuple[int, ...]] = {"kernel": (input_dim, u3), "recurrent_kernel": (self.units, u3)}
         if self.use_bias:
             shapes["bias"] = (2, u3) if self.reset_after else (u3,)
         return shapes
@@ -132,7 +142,7 @@ class GRUCell:
         shapes = self.param_shapes(check_positive_int(input_dim, "input_dim"))
         inits = self.per_weight("initializer")
         params = {}
-        for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3)):
+        for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3), strict=False):
             params[name] = jnp.asarray(inits[name](key, shape, dtype), dtype)
             if params[name].shape != shape:
                 raise ValueError(f"{_WEIGHT_PREFIXES[name]}_initializer: returned shape "
@@ -163,43 +173,51 @@ class GRUCell:
                      if is_active(self.recurrent_dropout) else None)
         return DropoutMasks(inputs, recurrent)
 
-    def resolve_masks(self, rng: Optional[jax.Array], masks: Optional[DropoutMasks], training: bool,
-                      batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
-        """The masks a call uses: none unless training; else ``masks``, or drawn from ``rng``.
+    def draws_dropout(self, training: bool) -> bool:
+        """Whether a call with this ``training`` flag uses dropout masks (Keras's rule:
+        training, and a ``dropout`` or ``recurrent_dropout`` rate in (0, 1))."""
+        return bool(training) and (is_active(self.dropout) or is_active(self.recurrent_dropout))
 
-        Explicit ``masks`` must have the shapes `dropout_masks` gives, and only for a kind
+    def resolve_masks(self, rng: jax.Array | None, dropout_masks: DropoutMasks | None, training: bool,
+                      batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
+        """The masks a call uses: none unless training; else ``dropout_masks``, or drawn
+        from ``rng``.
+
+        Explicit ``dropout_masks`` must have the shapes `dropout_masks` gives, and only for a kind
         whose rate is active (Keras makes no mask otherwise); the recurrent kind is thus
         never used by implementation 2.
         """
         if not check_bool(training, "training"):
             return DropoutMasks()
-        if masks is None:
-            if not (is_active(self.dropout) or is_active(self.recurrent_dropout)):
+        if dropout_masks is None:
+            if not self.draws_dropout(True):
                 return DropoutMasks()
             if rng is None:
                 raise ValueError(
                     "rng: training=True with dropout/recurrent_dropout needs a PRNG key "
-                    "(or explicit masks=); pass rng=jax.random.key(...) or training=False."
+                    "(or explicit dropout_masks=); pass rng=jax.random.key(...) or training=False."
                 )
             if len(batch_shape) != 1:
-                raise ValueError(f"x: drawing dropout masks needs inputs of shape (B, D), got batch shape {batch_shape}.")
+                raise ValueError(f"x: drawing dropout masks needs inputs of shape (B, D), "
+                                 f"got batch shape {batch_shape}.")
             return self.dropout_masks(rng, batch_shape[0], input_dim, True, dtype)
-        if not isinstance(masks, DropoutMasks):
-            raise TypeError(f"masks: expected jaxgru.DropoutMasks, got {type(masks).__name__}.")
+        if not isinstance(dropout_masks, DropoutMasks):
+            raise TypeError(f"dropout_masks: expected jaxgru.DropoutMasks, got {type(dropout_masks).__name__}.")
         for kind, last, rate_name in (("inputs", input_dim, "dropout"),
                                       ("recurrent", self.units, "recurrent_dropout")):
-            m = getattr(masks, kind)
+            m = getattr(dropout_masks, kind)
             if m is None:
                 continue
             if not is_active(getattr(self, rate_name)):
-                raise ValueError(f"masks.{kind}: given, but {rate_name}={getattr(self, rate_name)} makes no "
+                raise ValueError(f"dropout_masks.{kind}: given, but {rate_name}={getattr(self, rate_name)} makes no "
                                  "mask (Keras applies one only for 0 < rate < 1); pass None.")
             if tuple(np.shape(m)) != (3, *batch_shape, last):
-                raise ValueError(f"masks.{kind}: expected shape {(3, *batch_shape, last)}, got {tuple(np.shape(m))}.")
-        return masks
+                raise ValueError(f"dropout_masks.{kind}: expected shape {(3, *batch_shape, last)}, "
+                                 f"got {tuple(np.shape(m))}.")
+        return dropout_masks
 
     # ------------------------------------------------------------------ step
-    def check_params(self, params: Params, input_dim: Optional[int] = None) -> int:
+    def check_params(self, params: Mapping[str, Any], input_dim: int | None = None) -> int:
         """Validates the params dict (keys, shapes, floating dtypes); returns its input dimension D."""
         if not isinstance(params, Mapping):
             raise TypeError(f"params: expected a dict of arrays, got {type(params).__name__}.")
@@ -225,17 +243,32 @@ class GRUCell:
             raise ValueError(f"params: unexpected keys {sorted(extra)} (use_bias={self.use_bias}).")
         return d
 
-    def step(self, params: Params, state: State, x: jax.Array, rng: Optional[jax.Array] = None, *,
-             training: bool = False, masks: Optional[DropoutMasks] = None) -> tuple[jax.Array, State]:
+    # the new state comes back in the structure the state came in: an array, or a list/tuple
+    @overload
+    def step(self, params: Params, state: jax.Array, x: jax.Array, rng: jax.Array | None = None, *,
+             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             masks: DropoutMasks | None = None) -> tuple[jax.Array, jax.Array]: ...
+
+    @overload
+    def step(self, params: Params, state: list | tuple, x: jax.Array, rng: jax.Array | None = None, *,
+             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             masks: DropoutMasks | None = None) -> tuple[jax.Array, list | tuple]: ...
+
+    def step(self, params: Params, state: State, x: jax.Array, rng: jax.Array | None = None, *,
+             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             masks: DropoutMasks | None = None) -> tuple[jax.Array, State]:
         """One timestep: ``x`` ``(B, D)``, ``state`` ``(B, U)`` -> ``(output, new_state)``.
 
         ``output`` is the new ``h`` ``(B, U)``; ``new_state`` is ``h`` in the structure the
         state came in (an array, or a 1-element list as Keras allows). With
-        ``training=True`` and dropout, the masks are ``masks`` if given, else drawn from
-        ``rng``: ``step(..., rng=k)`` equals ``step(..., masks=cell.dropout_masks(k, B, D))``.
-        To reproduce Keras's per-sequence masks, pass the same key (or masks) every step.
-        ``training=False`` never drops, whatever ``rng`` or ``masks`` say.
+        ``training=True`` and dropout, the masks are ``dropout_masks`` if given, else drawn
+        from ``rng``: ``step(..., rng=k)`` equals
+        ``step(..., dropout_masks=cell.dropout_masks(k, B, D))``. To reproduce Keras's
+        per-sequence masks, pass the same key (or masks) every step. ``training=False``
+        never drops, whatever ``rng`` or ``dropout_masks`` say. ``masks`` is the deprecated
+        name of ``dropout_masks`` (it warns, and goes in the next release).
         """
+        dropout_masks = renamed_keyword(dropout_masks, masks, new="dropout_masks", old="masks", default=None)
         h = as_state(state, "state")
         x = as_floating_array(x, "x", "(B, D)")
         d = self.check_params(params)
@@ -243,9 +276,9 @@ class GRUCell:
             raise ValueError(f"x: expected last dimension {d} (the kernel's input_dim), got shape {x.shape}.")
         if tuple(h.shape) != (*x.shape[:-1], self.units):
             raise ValueError(f"state: expected shape {(*x.shape[:-1], self.units)}, got {tuple(h.shape)}.")
-        masks = self.resolve_masks(rng, masks, training, x.shape[:-1], d, x.dtype)
-        xi = gates.project_inputs(self, params, x, masks.inputs)
-        h_new = gates.recurrent_step(self, gates.recurrent_weights(self, params), h, xi, masks.recurrent)
+        drop = self.resolve_masks(rng, dropout_masks, training, x.shape[:-1], d, x.dtype)
+        xi = gates.project_inputs(self, params, x, drop.inputs)
+        h_new = gates.recurrent_step(self, gates.recurrent_weights(self, params), h, xi, drop.recurrent)
         return h_new, type(state)([h_new]) if isinstance(state, (list, tuple)) else h_new
 
     # ------------------------------------------------------------------ regularization

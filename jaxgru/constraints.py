@@ -43,6 +43,8 @@ import jax.numpy as jnp
 
 from jaxgru._keras_object import KerasObject, axis, canonical_axes, fields, real, resolve
 
+__all__ = ["NAMES", "REGISTRY", "get"]
+
 EPSILON = 1e-7
 _NORM_BOUND = real(0)  # a bound on a norm: no norm is below 0
 

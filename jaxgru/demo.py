@@ -16,17 +16,20 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgru._validation import check_bool
 from jaxgru.cell import GRUCell, Params
 from jaxgru.demo_tasks import Task, adding_task, digits_task
 from jaxgru.rnn import rnn
-from jaxgru.validation import check_bool
+
+__all__ = ["DemoResult", "History", "MissingExtraError", "TASKS", "apply_model", "init_model", "make_task",
+           "plot_learning_curves", "plot_predictions", "run", "train"]
 
 TASKS = ("adding", "digits")
 CONVENTIONS = ("reset_after", "reset_before")
@@ -85,7 +88,7 @@ def import_extra(module: str):
         ) from error
 
 
-def make_task(name: str, seq_len: Optional[int], seed: int, test_key: jax.Array) -> Task:
+def make_task(name: str, seq_len: int | None, seed: int, test_key: jax.Array) -> Task:
     """The task called ``name``; ``seq_len`` (adding only) defaults to `DEFAULT_SEQ_LEN`.
 
     The adding problem draws its test set from ``test_key``; the digits split is shuffled by ``seed``.
@@ -207,7 +210,7 @@ def plot_predictions(task: Task, outputs: np.ndarray, path: Path) -> Path:
         rows, cols = 4, 8
         fig = _figure(cols * 1.2, rows * 1.4)
         predicted = outputs.argmax(axis=-1)
-        for ax, image, label, guess in zip(fig.subplots(rows, cols).ravel(), test_x, test_y, predicted):
+        for ax, image, label, guess in zip(fig.subplots(rows, cols).ravel(), test_x, test_y, predicted, strict=False):
             ax.imshow(image, cmap="gray_r")
             ax.set_title(f"{guess} ({label})", color="tab:green" if guess == label else "tab:red", fontsize=9)
             ax.set_axis_off()
@@ -217,7 +220,7 @@ def plot_predictions(task: Task, outputs: np.ndarray, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- the demo
-def run(task: str = "adding", seq_len: Optional[int] = None, steps: Optional[int] = None, seed: int = 0,
+def run(task: str = "adding", seq_len: int | None = None, steps: int | None = None, seed: int = 0,
         convention: str = "reset_after", out: Path | str = "jaxgru-demo", progress: bool = True) -> DemoResult:
     """Trains a GRU on ``task``, prints its test metric against the baseline, writes two PNGs.
 

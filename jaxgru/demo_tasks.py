@@ -15,12 +15,16 @@ a fixed test set, the loss, the reported metric and its baseline.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
+
+__all__ = ["Task", "accuracy", "adding_problem", "adding_task", "cross_entropy", "digits_task", "mean_squared_error"]
 
 ADDING_TEST_SIZE = 1000
 DIGITS_TEST_FRACTION = 0.2
@@ -53,7 +57,7 @@ class Task(NamedTuple):
     test_y: jax.Array
     loss: Callable[[jax.Array, jax.Array], jax.Array]
     loss_name: str
-    metric: Callable[[jax.Array, jax.Array], jax.Array]
+    metric: Callable[[ArrayLike, ArrayLike], jax.Array]
     metric_name: str
     higher_is_better: bool
     baseline: float
@@ -78,11 +82,11 @@ def adding_problem(key: jax.Array, batch_size: int, seq_len: int) -> tuple[jax.A
     return x, y
 
 
-def mean_squared_error(outputs: jax.Array, y: jax.Array) -> jax.Array:
+def mean_squared_error(outputs: ArrayLike, y: ArrayLike) -> jax.Array:
     return jnp.mean(optax.squared_error(outputs, y))
 
 
-def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 

@@ -11,10 +11,12 @@ A mask is inverted dropout applied to ones: each entry is ``0`` (probability ``r
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+__all__ = ["DropoutMasks", "inverted_dropout_masks", "is_active"]
 
 
 class DropoutMasks(NamedTuple):
@@ -27,8 +29,8 @@ class DropoutMasks(NamedTuple):
         (implementation 1 only, which ``recurrent_dropout > 0`` forces).
     """
 
-    inputs: Optional[jax.Array] = None
-    recurrent: Optional[jax.Array] = None
+    inputs: jax.Array | None = None
+    recurrent: jax.Array | None = None
 
 
 def is_active(rate: float) -> bool:

@@ -6,7 +6,7 @@ Each module is an `eqx.Module` whose array fields are exactly the functional par
 initializers; the configuration is the static field ``cell`` (a hashable
 `jaxgru.GRUCell`). ``module.weights()`` (or ``module.params``) is the dict `jaxgru.rnn`
 takes, and ``Module.from_params(cell, params)`` wraps existing params. The gate math is
-in `jaxgru.gates` (Keras's [z, r, h] gate order, ``reset_after``), the cell options in
+in `jaxgru._gates` (Keras's [z, r, h] gate order, ``reset_after``), the cell options in
 `jaxgru.GRUCell`.
 
 * `GRUCell`: one timestep, ``cell(x, state) -> new_state`` as `eqx.nn.GRUCell`.
@@ -45,24 +45,25 @@ module's constraints applied (call it after ``eqx.apply_updates``).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jaxgru._validation import check_bool, check_key, check_positive_int, check_unroll
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
-from jaxgru.dropout import DropoutMasks, is_active
+from jaxgru.dropout import DropoutMasks
 from jaxgru.rnn import MERGE_MODES, bidirectional, check_bidirectional_params, rnn
-from jaxgru.validation import check_bool, check_key, check_positive_int, check_unroll
 
 __all__ = ["GRU", "Bidirectional", "GRUCell", "constrain", "penalty"]
 
 _WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
-def _make_cell(units: Optional[int], cell: Optional[FunctionalGRUCell], cell_options: dict) -> FunctionalGRUCell:
+def _make_cell(units: int | None, cell: FunctionalGRUCell | None, cell_options: dict) -> FunctionalGRUCell:
     """The `jaxgru.GRUCell` of a constructor: ``cell`` as given, or built from ``units`` and the options."""
     if cell is None:
         if units is None:
@@ -82,13 +83,8 @@ def _param_dtype(dtype: Any) -> Any:
     return jnp.result_type(float) if dtype is None else dtype
 
 
-def _draws_dropout(cell: FunctionalGRUCell, training: bool) -> bool:
-    """Whether a call of ``cell`` with this ``training`` flag draws dropout masks."""
-    return training and (is_active(cell.dropout) or is_active(cell.recurrent_dropout))
-
-
-def _dropout_key(cells: Sequence[FunctionalGRUCell], field: Any, inference: Optional[bool],
-                 key: Optional[jax.Array]) -> Optional[jax.Array]:
+def _dropout_key(cells: Sequence[FunctionalGRUCell], field: Any, inference: bool | None,
+                 key: jax.Array | None) -> jax.Array | None:
     """The key of a call that draws dropout masks, or None when it draws none.
 
     ``inference`` (the call's) overrides ``field`` (the module's) when not None. The
@@ -97,7 +93,7 @@ def _dropout_key(cells: Sequence[FunctionalGRUCell], field: Any, inference: Opti
     """
     if inference is not None:
         training = not check_bool(inference, "inference")
-    elif not any(_draws_dropout(cell, True) for cell in cells):
+    elif not any(cell.draws_dropout(True) for cell in cells):
         return None
     elif isinstance(field, jax.core.Tracer):
         raise TypeError("inference: the module's inference field is a traced value (the module was passed "
@@ -105,7 +101,7 @@ def _dropout_key(cells: Sequence[FunctionalGRUCell], field: Any, inference: Opti
                         "keep Python bools static, or pass inference=True/False to the call.")
     else:
         training = not check_bool(field, "inference")
-    if not any(_draws_dropout(cell, training) for cell in cells):
+    if not any(cell.draws_dropout(training) for cell in cells):
         return None
     if key is None:
         raise ValueError("key: dropout is active (inference=False and a dropout rate in (0, 1)), so the call "
@@ -133,11 +129,11 @@ class _Params(eqx.Module):
 
     kernel: jax.Array
     recurrent_kernel: jax.Array
-    bias: Optional[jax.Array]
+    bias: jax.Array | None
     cell: FunctionalGRUCell = eqx.field(static=True)
 
-    def _init_params(self, input_size: int, units: Optional[int], key: jax.Array, dtype: Any,
-                     cell: Optional[FunctionalGRUCell], cell_options: dict) -> None:
+    def _init_params(self, input_size: int, units: int | None, key: jax.Array, dtype: Any,
+                     cell: FunctionalGRUCell | None, cell_options: dict) -> None:
         input_size = check_positive_int(input_size, "input_size")
         check_key(key, "key")
         self.cell = _make_cell(units, cell, cell_options)
@@ -182,8 +178,10 @@ class _Params(eqx.Module):
             raise TypeError(f"cell: expected a jaxgru.GRUCell, got {type(cell).__name__}.")
         input_size = cell.check_params(params)
         dtype = jnp.result_type(params["kernel"])
-        shell = eqx.filter_eval_shape(lambda: cls(input_size, key=jax.random.key(0), dtype=dtype, cell=cell,
-                                                  **options))
+        # called on the subclasses, whose __init__ takes (input_size, *, key, dtype, cell, ...), not _Params's fields
+        shell = eqx.filter_eval_shape(
+            lambda: cls(input_size, key=jax.random.key(0), dtype=dtype, cell=cell,  # type: ignore[call-arg, arg-type]
+                        **options))
         names = [name for name in _WEIGHT_NAMES if name in params]
         return eqx.tree_at(lambda m: [getattr(m, name) for name in names], shell,
                            [jnp.asarray(params[name]) for name in names])
@@ -209,8 +207,8 @@ class GRUCell(_Params):
 
     inference: bool = False
 
-    def __init__(self, input_size: int, units: Optional[int] = None, *, key: jax.Array, dtype: Any = None,
-                 inference: bool = False, cell: Optional[FunctionalGRUCell] = None, **cell_options: Any):
+    def __init__(self, input_size: int, units: int | None = None, *, key: jax.Array, dtype: Any = None,
+                 inference: bool = False, cell: FunctionalGRUCell | None = None, **cell_options: Any):
         self._init_params(input_size, units, key, dtype, cell, cell_options)
         self.inference = check_bool(inference, "inference")
 
@@ -219,8 +217,8 @@ class GRUCell(_Params):
         """A `GRUCell` holding ``params`` (a `jaxgru.GRUCell.init`-style dict) for ``cell``."""
         return cls._wrap(cell, params, inference=inference)
 
-    def __call__(self, x: jax.Array, state: jax.Array, *, key: Optional[jax.Array] = None,
-                 inference: Optional[bool] = None) -> jax.Array:
+    def __call__(self, x: jax.Array, state: jax.Array, *, key: jax.Array | None = None,
+                 inference: bool | None = None) -> jax.Array:
         key = _dropout_key((self.cell,), self.inference, inference, key)
         masks = None
         x = jnp.asarray(x)
@@ -233,7 +231,7 @@ class GRUCell(_Params):
             flat = self.cell.dropout_masks(key, max(1, math.prod(batch_shape)), d, True, x.dtype)
             masks = DropoutMasks(*(None if m is None else m[:, :math.prod(batch_shape)].reshape(
                 3, *batch_shape, m.shape[-1]) for m in flat))
-        new_state, _ = self.cell.step(self.weights(), state, x, training=key is not None, masks=masks)
+        new_state, _ = self.cell.step(self.weights(), state, x, training=key is not None, dropout_masks=masks)
         return new_state
 
 
@@ -262,14 +260,14 @@ class GRU(_Params):
     go_backwards: bool = eqx.field(static=True)
     time_major: bool = eqx.field(static=True)
     zero_output_for_mask: bool = eqx.field(static=True)
-    unroll: Union[int, bool] = eqx.field(static=True)
+    unroll: int | bool = eqx.field(static=True)
     remat: bool = eqx.field(static=True)
     inference: bool = False
 
-    def __init__(self, input_size: int, units: Optional[int] = None, *, key: jax.Array,
+    def __init__(self, input_size: int, units: int | None = None, *, key: jax.Array,
                  return_sequences: bool = True, go_backwards: bool = False, time_major: bool = False,
-                 zero_output_for_mask: bool = False, unroll: Union[int, bool] = 1, remat: bool = False,
-                 dtype: Any = None, inference: bool = False, cell: Optional[FunctionalGRUCell] = None,
+                 zero_output_for_mask: bool = False, unroll: int | bool = 1, remat: bool = False,
+                 dtype: Any = None, inference: bool = False, cell: FunctionalGRUCell | None = None,
                  **cell_options: Any):
         _check_options(return_sequences=return_sequences, go_backwards=go_backwards, time_major=time_major,
                        zero_output_for_mask=zero_output_for_mask, unroll=unroll, remat=remat)
@@ -287,10 +285,10 @@ class GRU(_Params):
         """A `GRU` holding ``params`` for ``cell``; ``options`` are the constructor's flags."""
         return cls._wrap(cell, params, **options)
 
-    def __call__(self, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
-                 mask: Optional[jax.Array] = None, seq_lengths: Optional[jax.Array] = None,
-                 resets: Optional[jax.Array] = None, reset_state: Optional[jax.Array] = None,
-                 key: Optional[jax.Array] = None, inference: Optional[bool] = None):
+    def __call__(self, inputs: jax.Array, *, initial_state: jax.Array | None = None,
+                 mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
+                 resets: jax.Array | None = None, reset_state: jax.Array | None = None,
+                 key: jax.Array | None = None, inference: bool | None = None):
         key = _dropout_key((self.cell,), self.inference, inference, key)
         return rnn(self.cell, self.weights(), inputs, initial_state=initial_state, mask=mask,
                    seq_lengths=seq_lengths, resets=resets, reset_state=reset_state, rng=key,
@@ -326,17 +324,17 @@ class Bidirectional(eqx.Module):
 
     forward: GRU
     backward: GRU
-    merge_mode: Optional[str] = eqx.field(static=True)
+    merge_mode: str | None = eqx.field(static=True)
     return_sequences: bool = eqx.field(static=True)
     time_major: bool = eqx.field(static=True)
-    unroll: Union[int, bool] = eqx.field(static=True)
+    unroll: int | bool = eqx.field(static=True)
     remat: bool = eqx.field(static=True)
     inference: bool = False
 
-    def __init__(self, input_size: int, units: Optional[int] = None, *, key: jax.Array,
-                 merge_mode: Optional[str] = "concat", return_sequences: bool = True, time_major: bool = False,
-                 unroll: Union[int, bool] = 1, remat: bool = False, dtype: Any = None, inference: bool = False,
-                 cell: Optional[FunctionalGRUCell] = None, backward_cell: Optional[FunctionalGRUCell] = None,
+    def __init__(self, input_size: int, units: int | None = None, *, key: jax.Array,
+                 merge_mode: str | None = "concat", return_sequences: bool = True, time_major: bool = False,
+                 unroll: int | bool = 1, remat: bool = False, dtype: Any = None, inference: bool = False,
+                 cell: FunctionalGRUCell | None = None, backward_cell: FunctionalGRUCell | None = None,
                  **cell_options: Any):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
@@ -362,7 +360,7 @@ class Bidirectional(eqx.Module):
         self.inference = check_bool(inference, "inference")
 
     @classmethod
-    def from_params(cls, cell: Union[FunctionalGRUCell, Sequence[FunctionalGRUCell]], params: dict[str, Params],
+    def from_params(cls, cell: FunctionalGRUCell | Sequence[FunctionalGRUCell], params: dict[str, Params],
                     **options: Any) -> Bidirectional:
         """A `Bidirectional` holding ``{"forward": params, "backward": params}`` for ``cell``
         (one `jaxgru.GRUCell` or a ``(forward, backward)`` pair); ``options`` are the
@@ -389,10 +387,10 @@ class Bidirectional(eqx.Module):
         """Same as `weights`."""
         return self.weights()
 
-    def __call__(self, inputs: jax.Array, *, initial_state: Optional[Sequence[jax.Array]] = None,
-                 mask: Optional[jax.Array] = None, seq_lengths: Optional[jax.Array] = None,
-                 resets: Optional[jax.Array] = None, key: Optional[jax.Array] = None,
-                 inference: Optional[bool] = None):
+    def __call__(self, inputs: jax.Array, *, initial_state: Sequence[jax.Array] | None = None,
+                 mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
+                 resets: jax.Array | None = None, key: jax.Array | None = None,
+                 inference: bool | None = None):
         cells = (self.forward.cell, self.backward.cell)
         key = _dropout_key(cells, self.inference, inference, key)
         return bidirectional(cells, self.weights(), inputs, merge_mode=self.merge_mode, mask=mask,

@@ -37,6 +37,8 @@ from jax.nn import initializers as jinit
 
 from jaxgru._keras_object import KerasObject, axes, canonical_axes, choice, fields, real, resolve
 
+__all__ = ["NAMES", "REGISTRY", "get"]
+
 _MODES = choice("fan_in", "fan_out", "fan_avg")
 # Keras lower-cases the distribution and reads "normal" as its truncated normal.
 _DISTRIBUTIONS = choice("truncated_normal", "untruncated_normal", "uniform",
@@ -117,7 +119,10 @@ def _random_uniform(minval=-0.05, maxval=0.05):
 @fields(mean=real(), stddev=real())
 def _truncated_normal(mean=0.0, stddev=0.05):
     # Keras truncates at two standard deviations and does not rescale.
-    return lambda key, shape, dtype=jnp.float32: mean + stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+    def init(key, shape, dtype=jnp.float32):
+        return mean + stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+    return init
 
 
 @fields(gain=real())
@@ -185,7 +190,9 @@ def get(identifier: Any, *, argument: str = "initializer") -> KerasObject | Call
     """Resolves a Keras initializer name/config, or keeps an ``init(key, shape, dtype)`` callable."""
     if identifier is None:
         raise ValueError(f"{argument}: an initializer is required, got None.")
-    return resolve(
+    resolved = resolve(
         identifier, argument=argument, kind="initializer", registry=REGISTRY, names=NAMES,
         ignored_keys=frozenset({"seed"}),
     )
+    assert resolved is not None  # resolve returns None only for a None identifier, refused above
+    return resolved

@@ -33,22 +33,30 @@ module of a model; `constrain(model)` applies the constraints in place (after
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from flax.nnx.module import first_from
 
+from jaxgru._validation import check_bool, check_positive_int, check_rate
+from jaxgru._wrappers import CELL_OPTIONS, check_layer_options, check_sequence, promote_dtype
 from jaxgru.cell import GRUCell as FunctionalGRUCell
-from jaxgru.cell import Params
-from jaxgru.validation import check_bool, check_positive_int, check_rate
-from jaxgru.flax import CELL_OPTIONS, _check_layer_options, _check_sequence, _draws_dropout, _promote
 from jaxgru.rnn import MERGE_MODES, bidirectional, rnn
 from jaxgru.stacked import check_stack_options, stacked_rnn
+from jaxgru.types import Dtype, Params
 
-Dtype = Any
-RngsLike = Union[nnx.Rngs, nnx.RngStream, jax.Array]
+__all__ = ["Bidirectional", "GRU", "GRUCell", "StackedGRU", "constrain", "penalty"]
+
+RngsLike = nnx.Rngs | nnx.RngStream | jax.Array
+
+
+def _first_given(call_value: Any, attribute: Any, *, error: str) -> Any:
+    """The call's value, else the module's attribute (`nnx.Dropout`'s rule); ValueError when both are None."""
+    for value in (call_value, attribute):
+        if value is not None:
+            return value
+    raise ValueError(error)
 
 
 class _DropoutSwitch(nnx.Module):
@@ -70,9 +78,9 @@ class _DropoutSwitch(nnx.Module):
         raise NotImplementedError
 
     def _draws_dropout(self, training: bool) -> bool:
-        return any(_draws_dropout(cell, training) for cell in self._cells())
+        return any(cell.draws_dropout(training) for cell in self._cells())
 
-    def set_view(self, deterministic: Optional[bool] = None):
+    def set_view(self, deterministic: bool | None = None):
         """For `nnx.view`.
 
         Args:
@@ -81,14 +89,14 @@ class _DropoutSwitch(nnx.Module):
         if deterministic is not None:
             self.deterministic = check_bool(deterministic, "deterministic")
 
-    def _dropout_key(self, deterministic: Optional[bool], rngs: Optional[RngsLike]) -> Optional[jax.Array]:
+    def _dropout_key(self, deterministic: bool | None, rngs: RngsLike | None) -> jax.Array | None:
         """The dropout key of this call, or None when it draws no masks."""
-        deterministic = first_from(deterministic, self.deterministic,
-                                   error_msg="deterministic: pass True/False to the constructor or the call.")
+        deterministic = _first_given(deterministic, self.deterministic,
+                                     error="deterministic: pass True/False to the constructor or the call.")
         training = not check_bool(deterministic, "deterministic")
         if not self._draws_dropout(training):
             return None
-        rngs = first_from(rngs, self.rngs, error_msg="rngs: dropout is on, but no rngs were given.")
+        rngs = _first_given(rngs, self.rngs, error="rngs: dropout is on, but no rngs were given.")
         if isinstance(rngs, nnx.Rngs):
             return rngs.dropout()
         if isinstance(rngs, nnx.RngStream):
@@ -115,7 +123,7 @@ class _JaxgruModule(_DropoutSwitch):
         float dtype). param_dtype: the dtype of the params.
     """
 
-    def __init__(self, in_features: int, features: int, *, deterministic: bool, dtype: Optional[Dtype],
+    def __init__(self, in_features: int, features: int, *, deterministic: bool, dtype: Dtype | None,
                  param_dtype: Dtype, rngs: nnx.Rngs, **cell_options):
         _check_rngs(rngs)
         self.cell = FunctionalGRUCell(features, **cell_options)
@@ -148,18 +156,20 @@ class GRUCell(_JaxgruModule, nnx.RNNCellBase):
     """
 
     def __init__(self, in_features: int, features: int, *, deterministic: bool = False,
-                 dtype: Optional[Dtype] = None, param_dtype: Dtype = jnp.float32, rngs: nnx.Rngs, **cell_options):
+                 dtype: Dtype | None = None, param_dtype: Dtype = jnp.float32, rngs: nnx.Rngs, **cell_options):
         super().__init__(in_features, features, deterministic=deterministic, dtype=dtype, param_dtype=param_dtype,
                          rngs=rngs, **cell_options)
 
-    def __call__(self, carry: jax.Array, inputs: jax.Array, *, deterministic: Optional[bool] = None,
-                 rngs: Optional[RngsLike] = None) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, carry: jax.Array, inputs: jax.Array, *, deterministic: bool | None = None,
+                 rngs: RngsLike | None = None) -> tuple[jax.Array, jax.Array]:
         key = self._dropout_key(deterministic, rngs)
-        inputs, params = _promote(jnp.asarray(inputs), self.weights(), self.dtype)
+        inputs, params = promote_dtype(jnp.asarray(inputs), self.weights(), self.dtype)
         output, new_carry = self.cell.step(params, carry, inputs, key, training=key is not None)
         return new_carry, output
 
-    def initialize_carry(self, input_shape: tuple[int, ...], rngs: Optional[RngsLike] = None) -> jax.Array:
+    # takes no carry_init, unlike RNNCellBase's: the carry is always zeros
+    def initialize_carry(self, input_shape: tuple[int, ...],  # type: ignore[override]
+                         rngs: RngsLike | None = None) -> jax.Array:
         """Zeros ``(*batch, U)`` for inputs of shape ``(*batch, D)`` (``rngs`` is unused)."""
         del rngs
         return jnp.zeros((*input_shape[:-1], self.features), self.dtype or self.param_dtype)
@@ -187,8 +197,8 @@ class GRU(_JaxgruModule):
     def __init__(self, in_features: int, features: int, *, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, zero_output_for_mask: bool = False,
                  time_major: bool = False, unroll: int = 1, deterministic: bool = False,
-                 dtype: Optional[Dtype] = None, param_dtype: Dtype = jnp.float32, rngs: nnx.Rngs, **cell_options):
-        _check_layer_options(dict(return_sequences=return_sequences, return_state=return_state,
+                 dtype: Dtype | None = None, param_dtype: Dtype = jnp.float32, rngs: nnx.Rngs, **cell_options):
+        check_layer_options(dict(return_sequences=return_sequences, return_state=return_state,
                                   go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
                                   time_major=time_major, unroll=unroll))
         super().__init__(in_features, features, deterministic=deterministic, dtype=dtype, param_dtype=param_dtype,
@@ -200,13 +210,13 @@ class GRU(_JaxgruModule):
         self.time_major = time_major
         self.unroll = unroll
 
-    def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
-                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
-                 reset_state: Optional[jax.Array] = None, initial_state: Optional[jax.Array] = None,
-                 deterministic: Optional[bool] = None, rngs: Optional[RngsLike] = None):
-        inputs = _check_sequence(inputs, self.time_major)
+    def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                 reset_state: jax.Array | None = None, initial_state: jax.Array | None = None,
+                 deterministic: bool | None = None, rngs: RngsLike | None = None):
+        inputs = check_sequence(inputs, self.time_major)
         key = self._dropout_key(deterministic, rngs)
-        inputs, params = _promote(inputs, self.weights(), self.dtype)
+        inputs, params = promote_dtype(inputs, self.weights(), self.dtype)
         outputs, final_state = rnn(
             self.cell, params, inputs, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
             resets=resets, reset_state=reset_state, rng=key, training=key is not None,
@@ -265,7 +275,7 @@ class Bidirectional(_DropoutSwitch):
     reach both directions.
     """
 
-    def __init__(self, layer: GRU, merge_mode: Optional[str] = "concat", backward_layer: Optional[GRU] = None, *,
+    def __init__(self, layer: GRU, merge_mode: str | None = "concat", backward_layer: GRU | None = None, *,
                  rngs: nnx.Rngs):
         _check_rngs(rngs)
         for name, value in (("layer", layer), ("backward_layer", backward_layer)):
@@ -292,14 +302,14 @@ class Bidirectional(_DropoutSwitch):
         """``{"forward": params, "backward": params}``, as `jaxgru.bidirectional` takes them."""
         return {"forward": self.forward.weights(), "backward": self.backward.weights()}
 
-    def __call__(self, inputs: jax.Array, *, mask: Optional[jax.Array] = None,
-                 seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
-                 initial_state: Optional[tuple[jax.Array, jax.Array]] = None, deterministic: Optional[bool] = None,
-                 rngs: Optional[RngsLike] = None):
+    def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                 initial_state: tuple[jax.Array, jax.Array] | None = None, deterministic: bool | None = None,
+                 rngs: RngsLike | None = None):
         config = self.forward
-        inputs = _check_sequence(inputs, config.time_major)
+        inputs = check_sequence(inputs, config.time_major)
         key = self._dropout_key(deterministic, rngs)
-        inputs, params = _promote(inputs, self.weights(), config.dtype)
+        inputs, params = promote_dtype(inputs, self.weights(), config.dtype)
         outputs, final_states = bidirectional(
             self._cells(), params, inputs, merge_mode=self.merge_mode, mask=mask, seq_lengths=seq_lengths,
             resets=resets, initial_state=initial_state,
@@ -358,7 +368,7 @@ class StackedGRU(_DropoutSwitch):
         _check_rngs(rngs)
         self.num_layers = check_positive_int(num_layers, "num_layers")
         self.dropout = check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
-        _check_layer_options({"return_sequences": return_sequences, "return_state": return_state,
+        check_layer_options({"return_sequences": return_sequences, "return_state": return_state,
                               "go_backwards": False, "zero_output_for_mask": False, "time_major": time_major,
                               "unroll": unroll})
         self.bidirectional = bidirectional
@@ -398,9 +408,9 @@ class StackedGRU(_DropoutSwitch):
     def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
                  resets: jax.Array | None = None, initial_state: Any = None, deterministic: bool | None = None,
                  rngs: RngsLike | None = None):
-        inputs = _check_sequence(inputs, self.time_major)
+        inputs = check_sequence(inputs, self.time_major)
         key = self._dropout_key(deterministic, rngs)
-        inputs, layers = _promote(inputs, self.weights(), self.dtype)
+        inputs, layers = promote_dtype(inputs, self.weights(), self.dtype)
         outputs, final_states = stacked_rnn(
             self.cell, layers, inputs, bidirectional=self.bidirectional, dropout=self.dropout,
             merge_mode=self.merge_mode, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,

@@ -10,11 +10,14 @@ or `jaxgru.GRUCell` knows about devices: they keep their results under sharding,
 loss, gradients and trained params equal the single-device ones up to float32
 summation order.
 
-Communication: the forward pass needs none. The backward pass of the time scan adds each
-step's contribution to the recurrent weights' gradient; XLA's GPU compiler sinks the
-all-reduce of that sum out of the loop (its while-loop all-reduce code motion pass), so
-gradients cross devices once per train step. The CPU backend, which stands in for devices
-in tests, keeps one small all-reduce per timestep: correct, just slower.
+Communication: the forward pass needs none. With the default fused backward
+(`jaxgru._fused_backward`) the time loop carries only ``dh`` and the weight gradients are
+matmuls over all timesteps after it, so gradients cross devices in one all-reduce per
+train step on every backend. With ``gradient="autodiff"`` each step adds its contribution
+to the recurrent weights' gradient inside the loop: XLA's GPU compiler sinks that
+all-reduce out of the loop (its while-loop all-reduce code motion), while the CPU backend,
+which stands in for devices in tests, keeps one small all-reduce per timestep: correct,
+just slower.
 
 Shapes: inputs ``(B, T, D)`` (``(T, B, D)`` time-major), sequence masks ``(B, T)``,
 initial states ``(B, U)``, labels ``(B, ...)``: all shard along their batch axis ``B``,
@@ -45,21 +48,25 @@ own part of the batch, and the same step runs unchanged.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from jaxgru.validation import check_bool
+from jaxgru._validation import check_bool
+from jaxgru.types import PyTree
 
-PyTree = Any
-AxisNames = Union[str, tuple[str, ...]]
+__all__ = ["DATA_AXIS", "TrainStep", "batch_sharding", "data_mesh", "make_train_step", "replicate", "replicated",
+           "shard_batch"]
+
+AxisNames = str | tuple[str, ...]
 DATA_AXIS = "data"
 
 
-def data_mesh(devices: Optional[Sequence[jax.Device]] = None, axis: str = DATA_AXIS) -> Mesh:
+def data_mesh(devices: Sequence[jax.Device] | None = None, axis: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh named ``axis`` over ``devices`` (default: `jax.devices()`, all processes').
 
     The axis is `AxisType.Auto`: the SPMD partitioner propagates shardings through the
@@ -174,9 +181,9 @@ class TrainStep(NamedTuple):
     loss: jax.Array
 
 
-def make_train_step(loss_fn: Callable[[PyTree, PyTree, Optional[jax.Array]], jax.Array],
+def make_train_step(loss_fn: Callable[[PyTree, PyTree, jax.Array | None], jax.Array],
                     optimizer: optax.GradientTransformation, mesh: Mesh, *, axis: AxisNames = DATA_AXIS,
-                    batch_dim: PyTree = 0, constrain: Optional[Callable[[PyTree], PyTree]] = None,
+                    batch_dim: PyTree = 0, constrain: Callable[[PyTree], PyTree] | None = None,
                     donate: bool = True) -> Callable[..., TrainStep]:
     """A data-parallel optimizer step, jitted with explicit shardings.
 
@@ -228,7 +235,7 @@ class _CheckedStep:
         self._jitted = jitted
         self._batch_dim = batch_dim
 
-    def __call__(self, params: PyTree, opt_state: optax.OptState, batch: PyTree, key: Optional[jax.Array]):
+    def __call__(self, params: PyTree, opt_state: optax.OptState, batch: PyTree, key: jax.Array | None):
         for argument, tree in (("params", params), ("opt_state", opt_state), ("batch", batch), ("key", key)):
             _check_not_deleted(tree, argument)
         _check_batch_dim_prefix(self._batch_dim, batch)

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 
 from jaxgru._keras_object import KerasObject, choice, fields, real, resolve
 
+__all__ = ["NAMES", "REGISTRY", "get"]
+
 _FACTOR = real(0, none_is_default=True)
 
 

@@ -7,10 +7,10 @@ resets and states then follow the same batch axes.
 
 Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
 outside the loop, as one ``(C*B, D) @ (D, U)`` matmul per gate into three ``(C, B, U)``
-arrays for a chunk of ``C`` timesteps; the scan body (`jaxgru.loop.forward`) holds only
-the recurrent matmul and the gate arithmetic (`jaxgru.gates.recurrent_step`). Without a
+arrays for a chunk of ``C`` timesteps; the scan body (`jaxgru._loop.forward`) holds only
+the recurrent matmul and the gate arithmetic (`jaxgru._gates.recurrent_step`). Without a
 mask or resets the body does no selecting. By default the loop is differentiated by
-`jaxgru.fused_backward` (``backward="fused"``).
+`jaxgru._fused_backward` (``gradient="fused"``).
 
 ``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once (``C = T``).
 On CPU the default (`default_time_chunk`) splits long sequences into chunks of ``C``
@@ -32,19 +32,31 @@ Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgru import fused_backward, gates
+from jaxgru import _fused_backward as fused_backward
+from jaxgru import _gates as gates
+from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward
+from jaxgru._validation import (
+    as_array,
+    as_floating_array,
+    as_state,
+    check_flags,
+    check_key,
+    check_positive_int,
+    check_unroll,
+    renamed_keyword,
+)
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
-from jaxgru.loop import GRADIENTS, Carry, LoopOptions, Steps, forward
-from jaxgru.validation import (as_array, as_floating_array, as_state, check_flags, check_key, check_positive_int,
-                               check_unroll)
+
+__all__ = ["CPU_CHUNK_ELEMENTS", "MERGE_MODES", "bidirectional", "check_bidirectional_params", "default_time_chunk",
+           "rnn"]
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 # Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
@@ -63,7 +75,7 @@ def default_time_chunk(steps: Any, batch: Any, units: int, platform: str = "cpu"
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
-                    time_major: bool) -> Optional[jax.Array]:
+                    time_major: bool) -> jax.Array | None:
     """A mask or resets argument as ``(T, B)`` booleans (B the flattened batch axes).
 
     Expected in the inputs' layout: ``(*batch, T)``, or ``(T, *batch)`` with
@@ -107,9 +119,9 @@ def _reversed_resets(resets: jax.Array) -> jax.Array:
     return entering[::-1]
 
 
-def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: Optional[jax.Array],
-          steps: Steps, recurrent_masks: Optional[jax.Array], options: LoopOptions):
-    """`jaxgru.loop.forward`'s ``(outputs, final Carry)``, differentiated as
+def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None,
+          steps: Steps, recurrent_masks: jax.Array | None, options: LoopOptions):
+    """`jaxgru._loop.forward`'s ``(outputs, final Carry)``, differentiated as
     ``options.gradient`` says (the fused adjoint needs elementwise activations and no
     ``remat``; otherwise autodiff)."""
     if options.gradient == "fused" and not options.remat and fused_backward.supports(cell):
@@ -119,7 +131,7 @@ def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_st
 
 
 def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array,
-                        reset_state: Optional[jax.Array], dropout: DropoutMasks, chunk: int,
+                        reset_state: jax.Array | None, dropout: DropoutMasks, chunk: int,
                         options: LoopOptions) -> tuple[jax.Array, Carry]:
     """Projects and runs ``sequence = (xs, keep, reset)`` (time-major: ``(T, B, D)`` and
     ``(T, B)`` flags or None) in chunks of ``chunk`` steps.
@@ -159,13 +171,14 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
     return outputs, carry
 
 
-def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Optional[jax.Array] = None,
-        mask: Optional[jax.Array] = None, seq_lengths: Optional[jax.Array] = None,
-        resets: Optional[jax.Array] = None, reset_state: Optional[jax.Array] = None,
-        rng: Optional[jax.Array] = None, training: bool = False,
+def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.Array | None = None,
+        mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
+        resets: jax.Array | None = None, reset_state: jax.Array | None = None,
+        rng: jax.Array | None = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
         zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
-        masks: Optional[DropoutMasks] = None, backward: str = "fused", time_chunk: Optional[int] = None):
+        dropout_masks: DropoutMasks | None = None, gradient: str = "fused", time_chunk: int | None = None,
+        masks: DropoutMasks | None = None, backward: str | None = None):
     """Keras's ``GRU(return_state=True)`` as a pure function.
 
     Args:
@@ -202,9 +215,9 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
       training: enables dropout.
-      masks: explicit per-sequence `DropoutMasks` (``inputs (3, B, D)``, ``recurrent
-        (3, B, U)``) used at every step instead of drawing them from ``rng``, e.g.
-        Keras's own cached masks; used only with ``training=True``.
+      dropout_masks: explicit per-sequence `DropoutMasks` (``inputs (3, B, D)``,
+        ``recurrent (3, B, U)``) used at every step instead of drawing them from ``rng``,
+        e.g. Keras's own cached masks; used only with ``training=True``.
       go_backwards: process the reversed sequence; outputs stay in processing order.
       return_sequences: return all outputs, or only the last output ``(B, U)``.
       zero_output_for_mask: masked steps output zeros instead of the previous output.
@@ -212,9 +225,10 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         bool (True unrolls the whole loop).
       remat: recompute each step's gate activations in the backward pass instead of
         storing them (`jax.checkpoint` on the scan body): only the ``(B, U)`` carry per
-        step is kept, for long sequences. Implies ``backward="autodiff"``.
-      backward: "fused" (default): the loop's hand-written backward pass
-        (`jaxgru.fused_backward`: one ``dh @ Uᵀ`` per step, weight gradients as single
+        step is kept, for long sequences. Implies ``gradient="autodiff"``.
+      gradient: how the loop is differentiated. "fused" (default): the loop's
+        hand-written backward pass
+        (`jaxgru._fused_backward`: one ``dh @ Uᵀ`` per step, weight gradients as single
         matmuls after the loop), used when the activations are elementwise (all Keras
         activations are), else autodiff; "autodiff": JAX's autodiff of the scan, which
         also supports forward mode (`jax.jvp`). Both give the same values and gradients.
@@ -223,6 +237,8 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         once); None: `default_time_chunk` (all steps on GPU/TPU, cache-sized chunks on
         CPU). Changes speed and memory locality only: the same results, up to float
         rounding in the weight gradients' sums.
+      masks, backward: the deprecated names of ``dropout_masks`` and ``gradient`` (they
+        warn, and go in the next release).
 
     Returns:
       ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
@@ -233,9 +249,11 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     """
     check_flags(training=training, go_backwards=go_backwards, return_sequences=return_sequences,
                 time_major=time_major, zero_output_for_mask=zero_output_for_mask, remat=remat)
-    options = LoopOptions(zero_output_for_mask, check_unroll(unroll), remat, backward)
-    if backward not in GRADIENTS:
-        raise ValueError(f"backward: expected one of {GRADIENTS}, got {backward!r}.")
+    dropout_masks = renamed_keyword(dropout_masks, masks, new="dropout_masks", old="masks", default=None)
+    gradient = renamed_keyword(gradient, backward, new="gradient", old="backward", default="fused")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient: expected one of {GRADIENTS}, got {gradient!r}.")
+    options = LoopOptions(zero_output_for_mask, check_unroll(unroll), remat, gradient)
     layout = "(T, *batch, D)" if time_major else "(*batch, T, D)"
     inputs = as_floating_array(inputs, "inputs", layout)
     if inputs.ndim < 2:
@@ -274,7 +292,7 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
         if not isinstance(steps, int):
             raise ValueError(f"time_chunk: chunking needs a static number of steps, got the symbolic T = {steps}; "
                              "pass time_chunk=None (one projection of all steps).")
-    dropout = _flat_dropout_masks(cell, rng, masks, training, batch_shape, d, inputs.dtype)
+    dropout = _flat_dropout_masks(cell, rng, dropout_masks, training, batch_shape, d, inputs.dtype)
     if go_backwards:
         xs, keep = xs[::-1], None if keep is None else keep[::-1]
         reset = None if reset is None else _reversed_resets(reset)
@@ -308,7 +326,7 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: Opti
     return jnp.swapaxes(outputs, 0, 1).reshape(*batch_shape, steps, cell.units), final_state
 
 
-def _flat_dropout_masks(cell: GRUCell, rng, masks: Optional[DropoutMasks], training: bool,
+def _flat_dropout_masks(cell: GRUCell, rng, masks: DropoutMasks | None, training: bool,
                         batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
     """`GRUCell.resolve_masks` for inputs with batch axes ``batch_shape``, as masks over
     the flattened batch ``(3, B, ·)``; explicit ``masks`` have the batch axes."""
@@ -328,7 +346,7 @@ def check_bidirectional_params(cells: tuple[GRUCell, GRUCell], params: Any, labe
         got = f"keys {sorted(params)}" if isinstance(params, Mapping) else type(params).__name__
         raise ValueError(f"{label}: expected {{'forward': params, 'backward': params}}, got {got}.")
     dims = []
-    for direction, direction_cell in zip(("forward", "backward"), cells):
+    for direction, direction_cell in zip(("forward", "backward"), cells, strict=False):
         try:
             dims.append(direction_cell.check_params(params[direction]))
         except (TypeError, ValueError) as error:
@@ -339,7 +357,7 @@ def check_bidirectional_params(cells: tuple[GRUCell, GRUCell], params: Any, labe
     return dims[0]
 
 
-def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
+def _merge(forward: jax.Array, backward: jax.Array, merge_mode: str | None):
     if merge_mode == "concat":
         return jnp.concatenate([forward, backward], axis=-1)
     if merge_mode == "sum":
@@ -351,13 +369,13 @@ def _merge(forward: jax.Array, backward: jax.Array, merge_mode: Optional[str]):
     return forward, backward
 
 
-def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Params], inputs: jax.Array, *,
-                  merge_mode: Optional[str] = "concat", mask: Optional[jax.Array] = None,
-                  seq_lengths: Optional[jax.Array] = None, resets: Optional[jax.Array] = None,
-                  initial_state: Optional[Sequence[jax.Array]] = None, rng: Optional[jax.Array] = None,
+def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], inputs: jax.Array, *,
+                  merge_mode: str | None = "concat", mask: jax.Array | None = None,
+                  seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                  initial_state: Sequence[jax.Array] | None = None, rng: jax.Array | None = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
-                  unroll: int = 1, remat: bool = False, backward: str = "fused",
-                  time_chunk: Optional[int] = None):
+                  unroll: int = 1, remat: bool = False, gradient: str = "fused",
+                  time_chunk: int | None = None, backward: str | None = None):
     """Keras's ``Bidirectional(GRU(return_state=True), merge_mode)`` as a pure function.
 
     Args:
@@ -371,20 +389,23 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
         ``[fw, bw]``) or None.
       rng: split with ``jax.random.split(rng)`` into one key per direction
         (forward first); each direction draws its own masks once per sequence. For
-        explicit masks, call `rnn` per direction with ``masks=``.
+        explicit masks, call `rnn` per direction with ``dropout_masks=``.
       mask, seq_lengths, resets: as in `rnn`, for both directions; the backward direction
         reads each reset segment backwards and restarts from its initial state when it
         enters a segment.
-      Other arguments as in `rnn`.
+      backward: the deprecated name of ``gradient`` (it warns, and goes in the next
+        release; ``params["backward"]`` is the backward direction's params).
 
-    The backward direction runs `rnn` with ``go_backwards=True``; its output sequence is
-    reversed back into input order before merging. As in Keras's ``Bidirectional``, masked
-    steps output zeros when returning sequences.
+    Other arguments are as in `rnn`. The backward direction runs `rnn` with
+    ``go_backwards=True``; its output sequence is reversed back into input order before
+    merging. As in Keras's ``Bidirectional``, masked steps output zeros when returning
+    sequences.
 
     Returns:
       ``(outputs, (final_fw, final_bw))``.
     """
     check_flags(training=training, return_sequences=return_sequences, time_major=time_major, remat=remat)
+    gradient = renamed_keyword(gradient, backward, new="gradient", old="backward", default="fused")
     if merge_mode not in MERGE_MODES:
         raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
     cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
@@ -394,17 +415,20 @@ def bidirectional(cell: Union[GRUCell, Sequence[GRUCell]], params: dict[str, Par
         raise ValueError(f"cell: merge_mode={merge_mode!r} needs equal units in both directions, "
                          f"got {cells[0].units} and {cells[1].units}.")
     check_bidirectional_params(cells, params)
+    states: Sequence[jax.Array | None]
     if initial_state is None:
-        initial_state = (None, None)
+        states = (None, None)
     elif not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
         raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
+    else:
+        states = initial_state
     keys = (None, None) if rng is None else tuple(jax.random.split(check_key(rng, "rng")))
-    common = dict(mask=mask, seq_lengths=seq_lengths, resets=resets, training=training,
+    common: dict[str, Any] = dict(mask=mask, seq_lengths=seq_lengths, resets=resets, training=training,
                   return_sequences=return_sequences, time_major=time_major, zero_output_for_mask=return_sequences,
-                  unroll=unroll, remat=remat, backward=backward, time_chunk=time_chunk)
-    out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=initial_state[0], rng=keys[0],
+                  unroll=unroll, remat=remat, gradient=gradient, time_chunk=time_chunk)
+    out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=states[0], rng=keys[0],
                            go_backwards=False, **common)
-    out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=initial_state[1], rng=keys[1],
+    out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=states[1], rng=keys[1],
                            go_backwards=True, **common)
     if return_sequences:
         out_bw = jnp.flip(out_bw, axis=0 if time_major else -2)

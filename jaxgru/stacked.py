@@ -17,18 +17,18 @@ batch axes, as `jaxgru.rnn` takes them; the states are then ``(L·dirs, *batch, 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from jaxgru._validation import as_floating_array, check_bool, check_flags, check_key
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import inverted_dropout_masks
 from jaxgru.rnn import MERGE_MODES, check_bidirectional_params
 from jaxgru.rnn import bidirectional as run_bidirectional
 from jaxgru.rnn import rnn as run_rnn
-from jaxgru.validation import as_floating_array, check_bool, check_flags, check_key
 
 __all__ = ["check_dropout", "check_stack_options", "stacked_rnn"]
 
@@ -44,7 +44,8 @@ def check_dropout(rate: Any, argument: str = "dropout") -> float:
     if isinstance(rate, (bool, jnp.bool_)) or not isinstance(rate, numbers.Real):
         raise TypeError(f"{argument}: expected a number in [0, 1] (the probability of zeroing an element "
                         f"between layers), got {rate!r}.")
-    if not 0 <= rate <= 1:  # also refuses NaN
+    # also refuses NaN (numbers.Real's stubs declare no comparison with int)
+    if not 0 <= rate <= 1:  # type: ignore[operator]
         raise ValueError(f"{argument}: expected a number in [0, 1] (the probability of zeroing an element "
                          f"between layers), got {rate!r}.")
     return float(rate)
@@ -129,7 +130,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
 
     Raises:
       TypeError, ValueError: naming the argument (``layers[k]`` for a layer whose kernel
-      does not take what the previous layer outputs).
+        does not take what the previous layer outputs).
     """
     check_flags(training=training, time_major=time_major, return_sequences=return_sequences)
     dropout = check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
@@ -153,14 +154,17 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
                                                      ("resets", resets)) if value is not None})
     if bidirectional:
         common["merge_mode"] = merge_mode
-    run = run_bidirectional if bidirectional else run_rnn
-    x, finals = inputs, []
-    for k, (cell, params, state, key) in enumerate(zip(layer_cells, layers, states, layer_keys)):
+    # the cell argument is a (forward, backward) pair for run_bidirectional, one GRUCell for run_rnn
+    run: Callable[..., tuple[Any, Any]] = run_bidirectional if bidirectional else run_rnn
+    x = inputs
+    finals: list[jax.Array] = []
+    for k, (cell, params, state, key) in enumerate(zip(layer_cells, layers, states, layer_keys, strict=False)):
         last = k == len(layers) - 1
         x, final = run(cell, params, x, initial_state=state, rng=key,
                        return_sequences=return_sequences if last else True, **common)
         finals.extend(final if bidirectional else (final,))
         if between and not last:
+            assert dropout_keys is not None  # split whenever there is dropout between layers
             x = _drop(dropout_keys[k], x, dropout)
     return x, _stack_states(finals)
 
@@ -225,7 +229,7 @@ def _checked(cell: GRUCell, params: Any, label: str) -> int:
 def _check_input_dims(layer_cells: list[LayerCell], layers: list, features: int, merge_mode: str | None) -> None:
     """Each layer's kernel takes the features the previous layer (or the inputs) gives it."""
     expected, source = features, "the inputs' last axis"
-    for k, (cell, params) in enumerate(zip(layer_cells, layers)):
+    for k, (cell, params) in enumerate(zip(layer_cells, layers, strict=False)):
         d = _params_input_dim(cell, params, k)
         if d != expected:
             raise ValueError(f"layers[{k}]: the kernel takes D={d} input features, but layer {k} receives "
@@ -244,7 +248,7 @@ def _layer_states(initial_state: Any, layer_cells: list[LayerCell], batch_shape:
             raise ValueError(f"initial_state: expected {len(units)} states (L * dirs, layer-major, forward first), "
                              f"got {len(initial_state)}.")
         states = [_check_state(s, f"initial_state[{j}]", "(B, U)", (*batch_shape, u))
-                  for j, (s, u) in enumerate(zip(initial_state, units))]
+                  for j, (s, u) in enumerate(zip(initial_state, units, strict=False))]
     else:
         if len(set(units)) != 1:
             raise ValueError(f"initial_state: one array (L * dirs, B, U) needs equal units in every layer and "

@@ -1,9 +1,11 @@
 """What a Keras-style GRU layer module must return: `jaxgru.rnn` with the layer's options."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+import helpers
 import jaxgru
 
 # A small problem shared by the Flax layer tests: (B, T, D) inputs, (B, U) states, and a
@@ -22,8 +24,8 @@ LAYER_CASES = [
 ]
 
 
-def assert_close(actual, expected, atol=1e-6):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=1e-6)
+# A layer module against `jaxgru.rnn` (arrays or pytrees): within 1e-6 absolute and relative.
+assert_close = functools.partial(helpers.assert_close, atol=1e-6, rtol=1e-6)
 
 LAYER_FLAGS = ("go_backwards", "return_sequences", "time_major", "zero_output_for_mask")
 

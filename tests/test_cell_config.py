@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import jaxgru
-from keras_reference import keras_cell, params_of
+from keras_reference import keras_cell, params_of, randomize
 
 UNITS, INPUT_DIM = 4, 3
 
@@ -158,7 +158,7 @@ def assert_same_outputs(kcell, cell, seed=0):
                                     None if rdp is None else jnp.stack([np.asarray(m) for m in rdp]))
     expected, _ = kcell(tf.constant(x), tf.constant(h), training=training)
     out, _ = cell.step(params_of(kcell.get_weights()), jnp.asarray(h), jnp.asarray(x), training=training,
-                       masks=masks)
+                       dropout_masks=masks)
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-5, rtol=1e-6)
 
 
@@ -214,8 +214,8 @@ def test_keras_3_config():
                                   kernel_initializer={"class_name": "GlorotUniform",
                                                       "config": {"input_axes": [0], "output_axes": [1]}})
     layer.build((None, INPUT_DIM))
-    rng = np.random.default_rng(0)
-    layer.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in layer.get_weights()])
+    randomize(layer, 0, scale=0.4)
+    rng = np.random.default_rng(1)
     x = rng.normal(size=(2, INPUT_DIM)).astype(np.float32)
     h = rng.normal(size=(2, UNITS)).astype(np.float32)
     expected, _ = layer(x, [h], training=False)

@@ -50,7 +50,7 @@ def test_step_with_key_equals_step_with_masks_from_that_key(options):
     h = jax.random.normal(jax.random.key(2), (B, U))
     key = jax.random.key(3)
     with_key, _ = cell.step(params, h, x, rng=key, training=True)
-    with_masks, _ = cell.step(params, h, x, masks=cell.dropout_masks(key, B, D, training=True), training=True)
+    with_masks, _ = cell.step(params, h, x, dropout_masks=cell.dropout_masks(key, B, D, training=True), training=True)
     np.testing.assert_array_equal(with_key, with_masks)
     inference, _ = cell.step(params, h, x)
     assert not np.allclose(with_key, inference)  # it does drop
@@ -65,7 +65,7 @@ def test_training_false_never_drops():
     h = jax.random.normal(jax.random.key(2), (B, U))
     clean, _ = cell.step(params, h, x)
     masks = cell.dropout_masks(jax.random.key(3), B, D)
-    for kwargs in (dict(rng=jax.random.key(3)), dict(masks=masks), dict(rng=jax.random.key(3), masks=masks)):
+    for kwargs in (dict(rng=jax.random.key(3)), dict(dropout_masks=masks), dict(rng=jax.random.key(3), dropout_masks=masks)):
         np.testing.assert_array_equal(cell.step(params, h, x, training=False, **kwargs)[0], clean)
     assert cell.dropout_masks(jax.random.key(3), B, D, training=False) == jaxgru.DropoutMasks(None, None)
 
@@ -106,7 +106,7 @@ def test_masks_for_a_kind_whose_rate_is_off_are_rejected():
     params = cell.init(jax.random.key(0), D)
     other = jaxgru.GRUCell(U, dropout=0.3, recurrent_dropout=0.3).dropout_masks(jax.random.key(0), B, D)
     with pytest.raises(ValueError, match=r"masks\.recurrent.*recurrent_dropout=0\.0"):
-        cell.step(params, jnp.zeros((B, U)), jnp.ones((B, D)), training=True, masks=other)
+        cell.step(params, jnp.zeros((B, U)), jnp.ones((B, D)), training=True, dropout_masks=other)
 
 
 def test_implementation_2_uses_only_the_first_input_mask():
@@ -114,7 +114,7 @@ def test_implementation_2_uses_only_the_first_input_mask():
     params = cell.init(jax.random.key(0), D)
     x, h = jax.random.normal(jax.random.key(1), (B, D)), jnp.zeros((B, U))
     masks = cell.dropout_masks(jax.random.key(2), B, D)
-    out, _ = cell.step(params, h, x, training=True, masks=masks)
+    out, _ = cell.step(params, h, x, training=True, dropout_masks=masks)
     changed = masks._replace(inputs=masks.inputs.at[1:].set(1.0))
-    np.testing.assert_array_equal(cell.step(params, h, x, training=True, masks=changed)[0], out)
+    np.testing.assert_array_equal(cell.step(params, h, x, training=True, dropout_masks=changed)[0], out)
     np.testing.assert_allclose(cell.step(params, h, x * masks.inputs[0])[0], out, atol=1e-6)

@@ -145,9 +145,9 @@ def test_bad_masks():
         (cell.dropout_masks(jax.random.key(1), B + 1, D), r"masks\.inputs: expected shape \(3, 2, 3\)"),
     ]:
         with pytest.raises(ValueError, match=match):
-            cell.step(params, h, x, training=True, masks=bad)
+            cell.step(params, h, x, training=True, dropout_masks=bad)
     with pytest.raises(TypeError, match="masks: expected jaxgru.DropoutMasks, got tuple"):
-        cell.step(params, h, x, training=True, masks=(good.inputs, good.recurrent))
+        cell.step(params, h, x, training=True, dropout_masks=(good.inputs, good.recurrent))
 
 
 @pytest.mark.parametrize("call,error,match", [

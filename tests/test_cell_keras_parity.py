@@ -39,7 +39,7 @@ def run_both(units, input_dim, batch, steps, seed, scale=0.5, **options):
     k_state, j_state = tf.constant(h), jnp.asarray(h)
     for x in xs:
         k_out, k_state = kcell(tf.constant(x), k_state, training=training)
-        j_out, j_state = cell.step(params, j_state, jnp.asarray(x), training=training, masks=masks)
+        j_out, j_state = cell.step(params, j_state, jnp.asarray(x), training=training, dropout_masks=masks)
         np.testing.assert_allclose(np.asarray(j_out), k_out.numpy(), atol=1e-5, rtol=1e-6)
         np.testing.assert_allclose(np.asarray(j_state), k_state.numpy(), atol=1e-5, rtol=1e-6)
     return kcell, cell

@@ -12,6 +12,7 @@ from absl.testing import parameterized
 from jax.test_util import check_grads
 
 import jaxgru
+from helpers import random_params
 from keras_reference import keras_cell, params_of
 
 B, D, U = 3, 4, 5
@@ -20,11 +21,10 @@ OPTIONS = [dict(), dict(reset_after=False), dict(implementation=1, dropout=0.3),
 
 
 def example(cell, seed=0, dtype=jnp.float32):
-    keys = jax.random.split(jax.random.key(seed), 4)
-    params = {k: v + 0.1 * jax.random.normal(keys[0], v.shape) for k, v in cell.init(keys[1], D, dtype).items()}
-    params = jax.tree.map(lambda v: v.astype(dtype), params)
-    h = jax.random.normal(keys[2], (B, U), dtype)
-    x = jax.random.normal(keys[3], (B, D), dtype)
+    keys = jax.random.split(jax.random.key(seed), 2)
+    params = random_params(cell, D, seed, scale=0.3, dtype=dtype)
+    h = jax.random.normal(keys[0], (B, U), dtype)
+    x = jax.random.normal(keys[1], (B, D), dtype)
     return params, h, x
 
 
@@ -41,7 +41,7 @@ class StepVariantsTest(chex.TestCase):
         # the reference: the step run op by op, with the same explicit masks
         masks = cell.dropout_masks(key, B, D, training=training)
         with jax.disable_jit():
-            expected, _ = cell.step(params, h, x, training=training, masks=masks)
+            expected, _ = cell.step(params, h, x, training=training, dropout_masks=masks)
         chex.assert_trees_all_close(out, expected, atol=1e-6)
         chex.assert_trees_all_equal(out, state)
         chex.assert_shape(out, (B, U))
@@ -122,7 +122,7 @@ def test_gradients_match_finite_differences(x64, reset_after, implementation, dr
     masks = cell.dropout_masks(jax.random.key(5), B, D, training=dropout, dtype=jnp.float64)
 
     def f(params, h, x):
-        return cell.step(params, h, x, training=dropout, masks=masks)[0]
+        return cell.step(params, h, x, training=dropout, dropout_masks=masks)[0]
 
     assert f(params, h, x).dtype == jnp.float64
     check_grads(f, (params, h, x), order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)

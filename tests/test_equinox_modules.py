@@ -1,5 +1,6 @@
 """jaxgru.equinox modules against the functional core, and under Equinox's transforms."""
 
+import functools
 import os
 import tempfile
 
@@ -10,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+import helpers
 import jaxgru
 from jaxgru import equinox as je
 
@@ -19,19 +21,14 @@ X = jax.random.normal(jax.random.key(1), (B, T, D))
 H0 = 0.3 * jax.random.normal(jax.random.key(2), (B, U))
 MASK = jnp.array([[True] * T, [True, True, True, False, False]])
 
-
-def assert_close(actual, expected, atol=1e-6):
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=1e-5, atol=atol)
+# the modules against the functional core: within 1e-6 absolute, 1e-5 relative
+assert_close = functools.partial(helpers.assert_close, rtol=1e-5)
 
 
 def randomized(module, seed=3):
     """``module`` with N(0, 0.5) params (non-zero biases)."""
     params, static = eqx.partition(module, eqx.is_inexact_array)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    leaves = [0.5 * jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
-    return eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+    return eqx.combine(jax.tree.map(jnp.asarray, helpers.randomized(params, seed)), static)
 
 
 # ---------------------------------------------------------------------------- construction

@@ -14,15 +14,10 @@ from jax import export
 import jaxgru
 import jaxgru.flax
 import jaxgru.nnx
+from helpers import random_params
 
 D, U = 3, 5
 SHAPES = ((2, 7), (4, 3))  # concrete (B, T) the symbolic export is called at
-
-
-def random_params(cell, input_dim, seed=0):
-    params = cell.init(jax.random.key(seed), input_dim)
-    noise = jax.random.split(jax.random.key(seed + 1), len(params))
-    return {name: w + 0.3 * jax.random.normal(k, w.shape) for (name, w), k in zip(params.items(), noise)}
 
 
 def sequence(batch, steps, features=D, seed=2):

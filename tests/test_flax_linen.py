@@ -12,27 +12,12 @@ import pytest
 import tf_keras as keras
 
 import jaxgru
+from helpers import KeyProbe, randomized, synthetic_task
 from jaxgru import flax as jf
 from keras_reference import params_of, randomize
 from layer_reference import B, D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
 
 KEYS = {"params": jax.random.key(0)}
-
-
-def randomized(params, seed):
-    """Params with every weight replaced by N(0, 0.5) values (non-zero biases)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree.unflatten(treedef, [0.5 * jax.random.normal(k, w.shape) for k, w in zip(keys, leaves)])
-
-
-class KeyProbe(nn.Module):
-    """Returns the first key its scope draws from the "dropout" stream (as a jaxgru module at
-    the same path does)."""
-
-    @nn.compact
-    def __call__(self):
-        return self.make_rng("dropout")
 
 
 class CellKeyProbe(jf.GRUCell):
@@ -228,12 +213,6 @@ class Regressor(nn.Module):
         return nn.Dense(1)(jf.GRU(16)(x))[:, 0]
 
 
-def synthetic_task(seed, batch=64, steps=8):
-    """Targets: the mean over time of x[..., 0] - x[..., 1] (needs memory of every step)."""
-    x = jax.random.normal(jax.random.key(seed), (batch, steps, 2))
-    return x, jnp.mean(x[..., 0] - x[..., 1], axis=1) * 3
-
-
 def test_trains_with_optax_under_jit():
     model, tx = Regressor(), optax.adam(2e-2)
     x, y = synthetic_task(0)
@@ -324,33 +303,40 @@ def test_penalty_of_a_model_without_regularizers_is_zero():
 # ---------------------------------------------------------------------------- errors
 
 
-def test_bad_input_errors():
-    with pytest.raises(TypeError, match="dropout"):
-        jf.GRU(U, dropout="high")
-    with pytest.raises(ValueError, match="units"):
-        jf.GRUCell(0)
-    with pytest.raises(TypeError, match="return_sequences"):
-        jf.GRU(U, return_sequences="yes")
-    with pytest.raises(ValueError, match="unroll"):
-        jf.GRU(U, unroll=0)
-    with pytest.raises(ValueError, match=r"inputs: expected \(\*batch, T, D\)"):
-        jf.GRU(U).init(KEYS, X[0, 0])
-    with pytest.raises(ValueError, match="merge_mode"):
-        jf.Bidirectional(jf.GRU(U), merge_mode="max")
-    with pytest.raises(ValueError, match="go_backwards"):
-        jf.Bidirectional(jf.GRU(U, go_backwards=True))
-    with pytest.raises(ValueError, match="return_sequences"):
-        jf.Bidirectional(jf.GRU(U), backward_layer=jf.GRU(U, return_sequences=True))
-    with pytest.raises(TypeError, match="layer"):
-        jf.Bidirectional(jf.GRUCell(U))
-    with pytest.raises(flax.errors.InvalidRngError, match="dropout"):
-        jf.GRU(U, dropout=0.5).apply(jf.GRU(U).init(KEYS, X), X, deterministic=False)
-    with pytest.raises(flax.errors.ScopeParamShapeError):  # params of another input size
-        jf.GRU(U).apply(jf.GRU(U).init(KEYS, X[..., :2]), X)
-    with pytest.raises(TypeError, match="module"):
-        jf.find_cells(jaxgru.GRUCell(U), X)
+BAD_INPUTS = [
+    pytest.param(lambda: jf.GRU(U, dropout="high"), TypeError, "dropout", id="dropout-not-a-number"),
+    pytest.param(lambda: jf.GRUCell(0), ValueError, "units", id="zero-units"),
+    pytest.param(lambda: jf.GRU(U, return_sequences="yes"), TypeError, "return_sequences",
+                 id="return_sequences-not-a-bool"),
+    pytest.param(lambda: jf.GRU(U, unroll=0), ValueError, "unroll", id="zero-unroll"),
+    pytest.param(lambda: jf.GRU(U).init(KEYS, X[0, 0]), ValueError, r"inputs: expected \(\*batch, T, D\)",
+                 id="inputs-without-time-axis"),
+    pytest.param(lambda: jf.Bidirectional(jf.GRU(U), merge_mode="max"), ValueError, "merge_mode",
+                 id="unknown-merge_mode"),
+    pytest.param(lambda: jf.Bidirectional(jf.GRU(U, go_backwards=True)), ValueError, "go_backwards",
+                 id="bidirectional-of-go_backwards"),
+    pytest.param(lambda: jf.Bidirectional(jf.GRU(U), backward_layer=jf.GRU(U, return_sequences=True)), ValueError,
+                 "return_sequences", id="bidirectional-return_sequences-differ"),
+    pytest.param(lambda: jf.Bidirectional(jf.GRUCell(U)), TypeError, "layer", id="bidirectional-of-a-cell"),
+    pytest.param(lambda: jf.GRU(U, dropout=0.5).apply(jf.GRU(U).init(KEYS, X), X, deterministic=False),
+                 flax.errors.InvalidRngError, "dropout", id="dropout-without-rng"),
+    pytest.param(lambda: jf.GRU(U).apply(jf.GRU(U).init(KEYS, X[..., :2]), X), flax.errors.ScopeParamShapeError,
+                 None, id="params-of-another-input-size"),
+    pytest.param(lambda: jf.find_cells(jaxgru.GRUCell(U), X), TypeError, "module", id="find_cells-of-a-cell"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_INPUTS)
+def test_bad_input_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("apply, params, match", [
+    pytest.param(jf.penalty, {"GRU_2": {}}, "no entry .'GRUCell_0'", id="penalty-without-a-cells-params"),
+    pytest.param(jf.constrain, {"GRUCell_0": {}}, "missing 'kernel'", id="constrain-without-a-weight"),
+])
+def test_penalty_and_constrain_name_what_is_missing(apply, params, match):
     cells = jf.find_cells(Stack(), X)
-    with pytest.raises(ValueError, match="no entry .'GRUCell_0'"):
-        jf.penalty(cells, {"GRU_2": {}})
-    with pytest.raises(ValueError, match="missing 'kernel'"):
-        jf.constrain(cells, {"GRUCell_0": {}})
+    with pytest.raises(ValueError, match=match):
+        apply(cells, params)

@@ -10,17 +10,10 @@ import tf_keras as keras
 from flax import nnx
 
 import jaxgru
+from helpers import randomize_nnx, synthetic_task
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
 from layer_reference import D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
-
-
-
-def randomize_params(module, seed):
-    """Replaces every nnx.Param of ``module`` by N(0, 0.5) values (non-zero biases)."""
-    for i, (_, param) in enumerate(sorted(nnx.iter_graph(module), key=lambda item: str(item[0]))):
-        if isinstance(param, nnx.Param):
-            param[...] = 0.5 * jax.random.normal(jax.random.key(seed + i), param.shape)
 
 
 class CellKeyProbe(jn.GRUCell):
@@ -37,7 +30,7 @@ class CellKeyProbe(jn.GRUCell):
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_cell_in_nnx_rnn_matches_rnn(reset_after):
     cell = jn.GRUCell(D, U, reset_after=reset_after, rngs=nnx.Rngs(0))
-    randomize_params(cell, 3)
+    randomize_nnx(cell, 3)
     params = nnx.state(cell, nnx.Param)
     assert jax.tree.map(jnp.shape, nnx.to_pure_dict(params)) == cell.cell.param_shapes(D)
     assert isinstance(cell, nnx.RNNCellBase) and cell.num_feature_axes == 1
@@ -58,8 +51,8 @@ def test_cell_params_use_the_cell_initializers():
 def test_cell_in_nnx_bidirectional_matches_bidirectional():
     forward = jn.GRUCell(D, U, rngs=nnx.Rngs(0))
     backward = jn.GRUCell(D, U, reset_after=False, rngs=nnx.Rngs(1))
-    randomize_params(forward, 4)
-    randomize_params(backward, 5)
+    randomize_nnx(forward, 4)
+    randomize_nnx(backward, 5)
     layer = nnx.Bidirectional(nnx.RNN(forward), nnx.RNN(backward), return_carry=True)
     (carry_fw, carry_bw), outputs = layer(X)
     params = {"forward": forward.weights(), "backward": backward.weights()}
@@ -91,7 +84,7 @@ def test_cell_dropout_in_nnx_rnn_uses_one_key_per_sequence():
 @pytest.mark.parametrize("options,mask,initial_state", LAYER_CASES)
 def test_gru_matches_rnn(options, mask, initial_state):
     layer = jn.GRU(D, U, **options, rngs=nnx.Rngs(0))
-    randomize_params(layer, 6)
+    randomize_nnx(layer, 6)
     inputs = jnp.swapaxes(X, 0, 1) if options.get("time_major") else X
     result = layer(inputs, mask=mask, initial_state=initial_state)
     expected = expected_layer_output(layer.cell, layer.weights(), inputs, options, mask, initial_state)
@@ -142,12 +135,6 @@ class Regressor(nnx.Module):
         return self.dense(self.gru(x))[:, 0]
 
 
-def synthetic_task(seed, batch=64, steps=8):
-    """Targets: the mean over time of x[..., 0] - x[..., 1] (needs memory of every step)."""
-    x = jax.random.normal(jax.random.key(seed), (batch, steps, 2))
-    return x, jnp.mean(x[..., 0] - x[..., 1], axis=1) * 3
-
-
 def mse(model, x, y):
     return jnp.mean((model(x) - y) ** 2)
 
@@ -196,7 +183,7 @@ class Stack(nnx.Module):
 
 def test_penalty_and_constrain():
     model = Stack(nnx.Rngs(0))
-    randomize_params(model, 10)
+    randomize_nnx(model, 10)
     cell_params, gru_params = model.rnn.cell.weights(), model.gru.weights()
     expected = 0.01 * jnp.sum(cell_params["kernel"] ** 2) + 0.01 * jnp.sum(jnp.abs(gru_params["bias"]))
     assert_close(nnx.jit(jn.penalty)(model), expected, atol=1e-5)

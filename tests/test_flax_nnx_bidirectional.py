@@ -10,10 +10,10 @@ import tf_keras as keras
 from flax import nnx
 
 import jaxgru
+from helpers import randomize_nnx
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
 from layer_reference import H0, ROW_MASK, B, D, T, U, X, assert_close
-from test_flax_nnx import randomize_params
 
 LAYER_FLAGS = ("return_sequences", "return_state", "time_major")
 
@@ -39,7 +39,7 @@ def test_matches_bidirectional(merge_mode, options, backward_options, mask, init
     rngs = nnx.Rngs(0)
     backward = None if backward_options is None else jn.GRU(D, U, **flags, **backward_options, rngs=rngs)
     layer = jn.Bidirectional(jn.GRU(D, U, **options, rngs=rngs), merge_mode, backward, rngs=rngs)
-    randomize_params(layer, 3)
+    randomize_nnx(layer, 3)
     inputs = jnp.swapaxes(X, 0, 1) if flags.get("time_major") else X
     result = layer(inputs, mask=mask, initial_state=initial_state)
 
@@ -152,7 +152,7 @@ def tagging_task(seed, batch=32, steps=6):
 
 def test_penalty_and_constrain_cover_both_directions():
     model = Tagger(nnx.Rngs(0))
-    randomize_params(model, 5)
+    randomize_nnx(model, 5)
     forward, backward = model.bi.forward.weights(), model.bi.backward.weights()
     expected = 0.01 * jnp.sum(jnp.abs(forward["recurrent_kernel"])) + 0.01 * jnp.sum(backward["kernel"] ** 2)
     assert_close(nnx.jit(jn.penalty)(model), expected, atol=1e-5)

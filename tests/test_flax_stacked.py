@@ -2,7 +2,6 @@
 
 import functools
 
-import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import torch
 from flax import nnx
 
 import jaxgru
+from helpers import KeyProbe, assert_close, randomized
 from jaxgru import flax as jf
 from jaxgru import nnx as jn
 
@@ -18,11 +18,6 @@ X = np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32)
 LENGTHS = np.array([7, 4, 2])
 MASK = np.arange(T)[None, :] < LENGTHS[:, None]
 KEY = functools.partial(jax.random.key, impl="rbg")  # compiles faster on CPU than the default threefry
-
-
-def assert_tree_close(actual, expected, atol=1e-5):
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=0),
-                 actual, expected)
 
 
 def initial_state(bidirectional):
@@ -44,13 +39,6 @@ def torch_reference(bidirectional, batch_first):
     return jaxgru.from_torch_stack(module.state_dict()), x.numpy(), (out.numpy(), h_n.numpy())
 
 
-def randomized(tree, seed):
-    """Every array (or shape struct) of ``tree`` replaced by N(0, 0.5²) values (non-zero biases)."""
-    leaves, treedef = jax.tree.flatten(tree)
-    rng = np.random.default_rng(seed)
-    return jax.tree.unflatten(treedef, [0.5 * rng.normal(size=w.shape).astype(np.float32) for w in leaves])
-
-
 def linen_params(module, seed):
     """Random params in the layout ``module.init`` creates (its shapes, traced without computing)."""
     return randomized(jax.eval_shape(module.init, {"params": KEY(0)}, X)["params"], seed)
@@ -59,15 +47,6 @@ def linen_params(module, seed):
 def rngs(seed, **streams):
     """nnx.Rngs of "rbg" keys (their initializers compile faster than threefry's)."""
     return nnx.Rngs(KEY(seed), **{name: KEY(value) for name, value in streams.items()})
-
-
-class KeyProbe(nn.Module):
-    """Returns the first key its scope draws from the "dropout" stream (as a jaxgru module at
-    the same path does)."""
-
-    @nn.compact
-    def __call__(self):
-        return self.make_rng("dropout")
 
 
 # ---------------------------------------------------------------------------- linen
@@ -86,7 +65,7 @@ def test_linen_matches_stacked_rnn_with_its_params(bidirectional):
         module.apply({"params": params}, X, initial_state=h0, **padding),
         jaxgru.stacked_rnn(module.cell, module.layer_params(params), X, bidirectional=bidirectional,
                            initial_state=h0, **padding)))(params)
-    assert_tree_close(result, expected, 1e-6)
+    assert_close(result, expected, 1e-6)
 
 
 def test_linen_with_converted_torch_weights_matches_torch():
@@ -95,7 +74,7 @@ def test_linen_with_converted_torch_weights_matches_torch():
     params = {f"layers_{k}": layer for k, layer in enumerate(layers)}
     shapes = jax.tree.map(lambda w: w.shape, jax.eval_shape(module.init, {"params": KEY(0)}, X)["params"])
     assert jax.tree.map(np.shape, params) == shapes  # the layout init creates
-    assert_tree_close(module.apply({"params": params}, x, initial_state=initial_state(True)), expected)
+    assert_close(module.apply({"params": params}, x, initial_state=initial_state(True)), expected, 1e-5)
 
 
 def test_linen_dropout_comes_from_the_dropout_stream():
@@ -113,10 +92,10 @@ def test_linen_dropout_comes_from_the_dropout_stream():
                 jaxgru.stacked_rnn(module.cell, module.layer_params(params), X)[0])
 
     dropped, expected, deterministic, default, plain = run(params, KEY(1))
-    assert_tree_close(dropped, expected)
+    assert_close(dropped, expected, 1e-5)
     assert not np.allclose(run(params, KEY(2))[0], dropped)
     assert not np.allclose(dropped, plain)
-    assert_tree_close((deterministic, default), (plain, plain))
+    assert_close((deterministic, default), (plain, plain), 1e-5)
 
 
 def test_linen_penalty_and_constraints_reach_every_layer():
@@ -165,20 +144,20 @@ def test_nnx_matches_stacked_rnn_with_its_params(bidirectional):
     assert module.cell == jaxgru.GRUCell(U, reset_after=False)
     layers = randomized(module.weights(), 4)
     load(module, layers)
-    assert_tree_close(module.weights(), layers, 0)
+    assert_close(module.weights(), layers, 0)
     h0, padding = initial_state(bidirectional), padding_of(bidirectional)
     result, expected = nnx.jit(lambda module: (
         module(X, initial_state=h0, deterministic=True, **padding),
         jaxgru.stacked_rnn(module.cell, module.weights(), X, bidirectional=bidirectional, initial_state=h0,
                            **padding)))(module)
-    assert_tree_close(result, expected, 1e-6)
+    assert_close(result, expected, 1e-6)
 
 
 def test_nnx_with_converted_torch_weights_matches_torch_and_trains():
     layers, x, expected = torch_reference(bidirectional=False, batch_first=False)
     module = jn.StackedGRU(D, U, num_layers=L, time_major=True, return_state=True, rngs=rngs(0))
     load(module, layers)
-    assert_tree_close(module(x, initial_state=initial_state(False)), expected)
+    assert_close(module(x, initial_state=initial_state(False)), expected, 1e-5)
 
     @nnx.jit
     def grads(module, x):
@@ -202,15 +181,15 @@ def test_nnx_dropout_comes_from_the_dropout_stream_and_switches_off():
                 jaxgru.stacked_rnn(module.cell, layers, X)[0])
 
     expected, plain = reference(module.weights(), KEY(1))
-    assert_tree_close(call(module, KEY(1)), expected)  # training by default, as nnx.Dropout
+    assert_close(call(module, KEY(1)), expected, 1e-5)  # training by default, as nnx.Dropout
     np.testing.assert_array_equal(call(module, rngs(0, dropout=1)), call(module, rngs(0, dropout=1)))
     first, second = call(module, None), call(module, None)  # its own "dropout" stream: new masks at each call
     twin = jn.StackedGRU(D, U, num_layers=2, dropout=0.5, cell_dropout=0.2, rngs=rngs(0, dropout=5))
     np.testing.assert_array_equal(call(twin, None), first)  # the same stream, the same masks
     assert not np.allclose(first, second)
-    assert_tree_close(module(X, deterministic=True), plain)
+    assert_close(module(X, deterministic=True), plain, 1e-5)
     module.eval()
-    assert_tree_close(call(module, None), plain)
+    assert_close(call(module, None), plain, 1e-5)
     module.train()
     assert not np.allclose(call(module, None), plain)
 

@@ -9,7 +9,8 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxgru
-from jaxgru.fused_backward import supports
+from helpers import random_params
+from jaxgru._fused_backward import supports
 from jaxgru.rnn import default_time_chunk
 
 B, T, D, U = 3, 6, 4, 5
@@ -19,9 +20,7 @@ def problem(cell, dtype=jnp.float32, seed=0):
     """Params (non-zero biases), inputs, initial state, a mask with a fully masked row and a
     row masked at the end, and a dropout key."""
     keys = jax.random.split(jax.random.key(seed), 5)
-    params = cell.init(keys[0], D, dtype)
-    if cell.use_bias:
-        params["bias"] = 0.3 * jax.random.normal(keys[1], params["bias"].shape, dtype)
+    params = random_params(cell, D, seed, scale=0.3, dtype=dtype)
     x = jax.random.normal(keys[2], (B, T, D), dtype)
     h0 = 0.5 * jax.random.normal(keys[3], (B, U), dtype)
     mask = np.ones((B, T), bool)
@@ -36,7 +35,7 @@ def loss_fn(cell, backward, **options):
 
     def loss(params, x, h0, mask, rng):
         outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, rng=rng,
-                                    backward=backward, **options)
+                                    gradient=backward, **options)
         w = weights if outputs.ndim == 3 else weights[:, 0]
         return jnp.sum(outputs * w) + jnp.sum(jnp.sin(final))
 
@@ -148,7 +147,7 @@ def test_bidirectional_matches_autodiff():
         def f(params, x):
             outputs, (final_fw, final_bw) = jaxgru.bidirectional(
                 cell, params, x, mask=mask, initial_state=(h0, -h0), rng=rng, training=True,
-                backward=backward)
+                gradient=backward)
             return jnp.sum(outputs * jnp.cos(outputs)) + jnp.sum(final_fw * final_bw)
         return jax.jit(jax.grad(f, argnums=(0, 1)))
 
@@ -174,8 +173,8 @@ def test_non_elementwise_activation_falls_back_to_autodiff():
     assert_same_gradients(cell)
 
 
-def test_unknown_backward_is_rejected():
+def test_unknown_gradient_mode_is_rejected():
     cell = jaxgru.GRUCell(U)
     params, x, *_ = problem(cell)
-    with pytest.raises(ValueError, match="backward"):
-        jaxgru.rnn(cell, params, x, backward="manual")
+    with pytest.raises(ValueError, match=r"gradient: expected one of \('fused', 'autodiff'\), got 'manual'"):
+        jaxgru.rnn(cell, params, x, gradient="manual")

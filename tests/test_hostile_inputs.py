@@ -16,7 +16,7 @@ from flax import nnx
 import jaxgru
 from jaxgru import parallel
 from jaxgru.flax import GRU as LinenGRU
-from jaxgru.fused_backward import supports
+from jaxgru._fused_backward import supports
 from jaxgru.nnx import GRU as NnxGRU
 
 B, T, D, U = 3, 6, 4, 5
@@ -122,7 +122,7 @@ def _row_by_row_loss(cell, params, x, go_backwards):
     for b in range(x.shape[0]):
         valid = x[b][MASK[b]]
         outputs, final = jaxgru.rnn(cell, params, (valid[::-1] if go_backwards else valid)[None],
-                                    backward="autodiff")
+                                    gradient="autodiff")
         total = total + jnp.sum(outputs * WEIGHTS) + jnp.sum(final * WEIGHTS)
     return total
 
@@ -145,7 +145,7 @@ def test_padding_values_never_reach_values_or_gradients(reset_after, backward):
     params = cell.init(jax.random.key(3), D)
     for options in ({}, {"time_chunk": 2}, {"go_backwards": True}, {"zero_output_for_mask": True}):
         masked = jax.jit(jax.value_and_grad(
-            lambda p, x: _masked_loss(cell, p, x, backward=backward, **options), argnums=(0, 1)))
+            lambda p, x: _masked_loss(cell, p, x, gradient=backward, **options), argnums=(0, 1)))
         expected_loss, (expected, expected_d_inputs) = jax.jit(jax.value_and_grad(
             lambda p, x: _row_by_row_loss(cell, p, x, bool(options.get("go_backwards"))), argnums=(0, 1)))(params, X)
         for padding in (np.nan, np.inf, -np.inf, 1e30):
@@ -271,7 +271,7 @@ def test_activations_written_for_2d_states_work_with_the_default_backward(activa
     mask = jnp.asarray(MASK)
 
     def loss(backward, params, x):
-        outputs, final = jaxgru.rnn(cell, params, x, mask=mask, backward=backward)
+        outputs, final = jaxgru.rnn(cell, params, x, mask=mask, gradient=backward)
         return jnp.sum(outputs ** 2) + jnp.sum(final)
 
     expected = jax.grad(functools.partial(loss, "autodiff"), argnums=(0, 1))(PARAMS, X)

@@ -1,7 +1,5 @@
 """from_equinox / to_equinox against equinox.nn.GRUCell."""
 
-import functools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,6 +7,7 @@ import numpy as np
 import pytest
 
 import jaxgru
+from helpers import assert_matches_rnn, random_params, randomized
 from jaxgru.interop.equinox import from_equinox, to_equinox
 
 INPUT, UNITS, BATCH, STEPS = 3, 4, 2, 5
@@ -20,14 +19,7 @@ def random_cell(use_bias=True, dtype=None, seed=1):
     """An eqx.nn.GRUCell with every array redrawn (larger than its default init)."""
     cell = eqx.filter_eval_shape(
         lambda: eqx.nn.GRUCell(INPUT, UNITS, use_bias=use_bias, dtype=dtype, key=jax.random.key(seed)))
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda a: jnp.asarray(0.6 * rng.standard_normal(a.shape), a.dtype), cell)
-
-
-def random_keras(cell, seed=2):
-    rng = np.random.default_rng(seed)
-    return {k: (0.6 * rng.standard_normal(v.shape)).astype(np.float32)
-            for k, v in cell.init(jax.random.key(seed), INPUT).items()}
+    return jax.tree.map(jnp.asarray, randomized(cell, seed))
 
 
 def run_equinox(_, module, x):
@@ -41,27 +33,8 @@ def run_equinox(_, module, x):
     return jax.vmap(one)(x)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def evaluate(run, config, args, x):
-    """``run(config, args, x)``'s outputs and final state and the input gradient of a loss
-    (weights travel as ``args``, so runs of one configuration and shapes compile once)."""
-    def f(x):
-        outputs, final = run(config, args, x)
-        return jnp.sum(jnp.sin(outputs)) + jnp.sum(final ** 2), (outputs, final)
-    (_, (outputs, final)), grad = jax.value_and_grad(f, has_aux=True)(x)
-    return outputs, final, grad
-
-
-def run_jaxgru(cell, params, x):
-    return jaxgru.rnn(cell, params, x)
-
-
 def assert_matches(module, cell, params):
-    expected = evaluate(run_equinox, None, module, X)
-    got = evaluate(run_jaxgru, cell, params, X)
-    assert got[0].shape == (BATCH, STEPS, UNITS) and got[1].shape == (BATCH, UNITS)
-    for a, b, tol in zip(got, expected, (1e-5, 1e-5, 1e-4)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=tol)
+    assert_matches_rnn((run_equinox, None, module), cell, params, X)
 
 
 def test_from_equinox_matches_equinox():
@@ -77,7 +50,7 @@ def test_from_equinox_matches_equinox():
 
 def test_to_equinox_matches_jaxgru_and_folds_recurrent_bias():
     cell = jaxgru.GRUCell(UNITS, reset_after=True)
-    params = random_keras(cell)
+    params = random_params(cell, INPUT)
     assert np.all(params["bias"][1] != 0)
     module = to_equinox(params)
     assert isinstance(module, eqx.nn.GRUCell) and module.use_bias
@@ -131,10 +104,10 @@ def test_dtype_kept(x64):
 
 
 def test_to_equinox_refuses_what_equinox_cannot_compute():
-    before = random_keras(jaxgru.GRUCell(UNITS, reset_after=False))
+    before = random_params(jaxgru.GRUCell(UNITS, reset_after=False), INPUT)
     with pytest.raises(ValueError, match="reset_after=False"):
         to_equinox(before)
-    params = random_keras(jaxgru.GRUCell(UNITS))
+    params = random_params(jaxgru.GRUCell(UNITS), INPUT)
     with pytest.raises(ValueError, match="reset_after"):
         to_equinox(params, jaxgru.GRUCell(UNITS, reset_after=False))
     with pytest.raises(ValueError, match="cell.recurrent_activation: 'hard_sigmoid'"):
@@ -148,8 +121,8 @@ def test_to_equinox_refuses_what_equinox_cannot_compute():
 
 
 def test_to_equinox_errors_name_the_weight():
-    params = random_keras(jaxgru.GRUCell(UNITS))
-    with pytest.raises(KeyError, match="recurrent_kernel"):
+    params = random_params(jaxgru.GRUCell(UNITS), INPUT)
+    with pytest.raises(ValueError, match="recurrent_kernel"):
         to_equinox({k: v for k, v in params.items() if k != "recurrent_kernel"})
     with pytest.raises(ValueError, match="unexpected keys"):
         to_equinox({**params, "extra": params["bias"]})

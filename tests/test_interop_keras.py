@@ -123,7 +123,7 @@ def test_non_float_and_non_array_weights():
 
 
 @pytest.mark.parametrize("change,error,message", [
-    (lambda p: p.pop("recurrent_kernel"), KeyError, r"params\['recurrent_kernel'\]: missing; expected shape"),
+    (lambda p: p.pop("recurrent_kernel"), ValueError, r"params\['recurrent_kernel'\]: missing; expected shape"),
     (lambda p: p.update(bias=np.zeros(3)), ValueError, r"params\['bias'\]: expected shape \(12,\)"),
     (lambda p: p.update(kernels=p["kernel"]), ValueError, r"unexpected keys \['kernels'\]"),
 ])

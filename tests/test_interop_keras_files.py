@@ -11,8 +11,7 @@ import pytest
 import tf_keras
 
 import jaxgru
-
-pytestmark = pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
+from keras_reference import randomize
 
 STEPS, INPUT = 5, 3
 X = np.random.default_rng(0).normal(size=(2, STEPS, INPUT)).astype(np.float32)
@@ -25,11 +24,6 @@ FORMATS = {
     "model.keras": lambda model, path: model.save(path),
 }
 CASES = [(lib, fmt) for lib in LIBRARIES for fmt in FORMATS if not (lib == "keras3" and fmt == "weights.h5")]
-
-
-def randomize(model, seed):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
 
 
 def build_models(keras):

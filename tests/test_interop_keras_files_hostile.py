@@ -18,8 +18,6 @@ import tf_keras
 
 import jaxgru
 
-pytestmark = pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
-
 KERNEL = {"h5": "model_weights/gru/gru/gru_cell/kernel:0", "weights.h5": "layers/gru/cell/vars/0"}
 SECRET = np.arange(36, dtype=np.float32).reshape(3, 12) + 1000  # shaped like the model's kernel
 MEMBER = "model.weights.h5"

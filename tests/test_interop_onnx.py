@@ -1,5 +1,6 @@
 """to_onnx / from_onnx against onnxruntime running ONNX's native GRU operator."""
 
+import functools
 import sys
 import warnings
 
@@ -12,17 +13,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import jaxgru
+from helpers import assert_close, random_params
 from jaxgru.interop.onnx import from_onnx, to_onnx
 
 D, U, B, T = 3, 4, 2, 5
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(B, T, D)).astype(np.float32)
-
-
-def random_params(cell, seed=0, dtype=np.float32):
-    """Random weights of every shape of ``cell`` (its initial biases would be zeros)."""
-    rng = np.random.default_rng(seed)
-    return {name: (0.5 * rng.normal(size=shape)).astype(dtype) for name, shape in cell.param_shapes(D).items()}
 
 
 def run(model, **feeds):
@@ -31,9 +27,8 @@ def run(model, **feeds):
     return session.run(None, feeds)
 
 
-def close(a, b):
-    """float32 agreement: 1e-5 absolute, relative where unbounded activations grow the state."""
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+# float32 agreement: 1e-5 absolute, relative where unbounded activations grow the state.
+close = functools.partial(assert_close, atol=1e-5, rtol=1e-5)
 
 
 # ------------------------------------------------------------------ to_onnx in onnxruntime
@@ -41,7 +36,7 @@ def close(a, b):
     (True, True, True), (False, True, False), (True, False, False), (False, False, True)])
 def test_forward_matches_rnn(reset_after, use_bias, batch_first):
     cell = jaxgru.GRUCell(U, reset_after=reset_after, use_bias=use_bias)
-    params = random_params(cell)
+    params = random_params(cell, D)
     model = to_onnx(cell, params, batch_first=batch_first)
     assert [n.op_type for n in model.graph.node].count("GRU") == 1
     gru = next(n for n in model.graph.node if n.op_type == "GRU")
@@ -62,7 +57,7 @@ def test_forward_matches_rnn(reset_after, use_bias, batch_first):
 def test_bidirectional_matches(reset_after, batch_first):
     # a mixed activation pair also checks the alpha/beta order over four activations
     cell = jaxgru.GRUCell(U, reset_after=reset_after, recurrent_activation="hard_sigmoid", activation="leaky_relu")
-    params = {"forward": random_params(cell, 0), "backward": random_params(cell, 5)}
+    params = {"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 5)}
     model = to_onnx(cell, params, bidirectional=True, batch_first=batch_first)
     (out_fw, out_bw), (h_fw, h_bw) = jaxgru.bidirectional(cell, params, X, merge_mode=None)
     if batch_first:
@@ -84,7 +79,7 @@ ACTIVATION_PAIRS = [("sigmoid", "tanh"), ("tanh", "relu"), ("relu", "linear"), (
 @pytest.mark.parametrize("recurrent_activation,activation", ACTIVATION_PAIRS)
 def test_activation_pairs_match(recurrent_activation, activation):
     cell = jaxgru.GRUCell(U, recurrent_activation=recurrent_activation, activation=activation)
-    params = random_params(cell)
+    params = random_params(cell, D)
     y, y_h = run(to_onnx(cell, params), X=X)
     outputs, final = jaxgru.rnn(cell, params, X)
     close(y[:, :, 0], outputs)
@@ -96,8 +91,8 @@ def test_sequence_lens_and_initial_h(bidirectional, batch_first):
     cell = jaxgru.GRUCell(U, reset_after=not bidirectional)
     lengths = np.array([T, 2], np.int32)
     h0 = RNG.normal(size=(B, 1 + bidirectional, U)).astype(np.float32)
-    model = to_onnx(cell, {"forward": random_params(cell, 0), "backward": random_params(cell, 3)}
-                    if bidirectional else random_params(cell), bidirectional=bidirectional,
+    model = to_onnx(cell, {"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 3)}
+                    if bidirectional else random_params(cell, D), bidirectional=bidirectional,
                     batch_first=batch_first, sequence_lens=True, initial_h=True)
     assert [i.name for i in model.graph.input] == ["X", "sequence_lens", "initial_h"]
     if batch_first:
@@ -121,25 +116,25 @@ def test_sequence_lens_and_initial_h(bidirectional, batch_first):
 
 def test_models_are_float32():
     cell = jaxgru.GRUCell(U)
-    params = random_params(cell, dtype=np.float64)
+    params = random_params(cell, D, dtype=np.float64)
     model = to_onnx(cell, params)
     assert {t.data_type for t in model.graph.initializer} == {TensorProto.FLOAT}
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     back = from_onnx(model)["gru"]
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, np.asarray(b, np.float32)), back, params)
-    half = to_onnx(cell, random_params(cell, dtype=jnp.bfloat16))
+    half = to_onnx(cell, random_params(cell, D, dtype=jnp.bfloat16))
     assert {t.data_type for t in half.graph.initializer} == {TensorProto.FLOAT}
 
 
 def test_model_shape_and_opset():
     cell = jaxgru.GRUCell(U)
-    model = to_onnx(cell, random_params(cell))
+    model = to_onnx(cell, random_params(cell, D))
     assert model.opset_import[0].version == 17
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "time", D]
     gru = next(n for n in model.graph.node if n.op_type == "GRU")
     assert all(a.name != "layout" for a in gru.attribute)  # onnxruntime runs only layout=0: Transposes instead
-    assert to_onnx(cell, random_params(cell), opset=21).opset_import[0].version == 21
+    assert to_onnx(cell, random_params(cell, D), opset=21).opset_import[0].version == 21
 
 
 # ------------------------------------------------------------------ round trips
@@ -147,8 +142,8 @@ def test_model_shape_and_opset():
     (True, True, False), (False, True, True), (True, False, True), (False, False, False)])
 def test_round_trip_is_exact(reset_after, use_bias, bidirectional):
     cell = jaxgru.GRUCell(U, reset_after=reset_after, use_bias=use_bias)
-    params = ({"forward": random_params(cell, 0), "backward": random_params(cell, 7)} if bidirectional
-              else random_params(cell))
+    params = ({"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 7)} if bidirectional
+              else random_params(cell, D))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         back = from_onnx(to_onnx(cell, params, bidirectional=bidirectional))
@@ -230,7 +225,7 @@ def test_constant_nodes_unnamed_nodes_and_no_bias():
 
 # ------------------------------------------------------------------ bad input
 CELL = jaxgru.GRUCell(U)
-PARAMS = random_params(CELL)
+PARAMS = random_params(CELL, D)
 
 
 @pytest.mark.parametrize("argument,kwargs,value", [
@@ -254,7 +249,7 @@ def test_dropout_is_left_out_silently():
 
 def test_wrong_params_and_arguments():
     with pytest.raises(ValueError, match=r"params\['bias'\]: expected shape \(2, 12\)"):
-        to_onnx(jaxgru.GRUCell(U), random_params(jaxgru.GRUCell(U, reset_after=False)))
+        to_onnx(jaxgru.GRUCell(U), random_params(jaxgru.GRUCell(U, reset_after=False), D))
     with pytest.raises(ValueError, match="pass bidirectional=True"):
         to_onnx(CELL, {"forward": PARAMS, "backward": PARAMS})
     with pytest.raises(ValueError, match=r"params: expected \{'forward'"):

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import jaxgru
+from helpers import random_params
 from jaxgru import constraints, initializers, regularizers
 
 NAN, INF = float("nan"), float("inf")
@@ -159,9 +160,7 @@ def test_stored_configs_hash_jit_and_round_trip():
 # ---------------------------------------------------------------- constraints vs Keras
 def _weights(seed=0):
     """A GRU's weights with an all-zero column and an all-zero row in each."""
-    rng = np.random.default_rng(seed)
-    params = {name: rng.normal(0, 0.8, shape).astype(np.float32)
-              for name, shape in jaxgru.GRUCell(UNITS).param_shapes(INPUT_DIM).items()}
+    params = random_params(jaxgru.GRUCell(UNITS), INPUT_DIM, seed, scale=0.8)
     for w in params.values():
         w[:, 1] = 0.0
         w[1, :] = 0.0

@@ -5,6 +5,7 @@ Each layer is built, given random weights, and run; `jaxgru.rnn` (or
 params from its ``get_weights()`` must give the layer's outputs and final states.
 """
 
+import functools
 import json
 import warnings
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+import helpers
 import jaxgru
 from jaxgru.interop.keras_layers import layer_from_config
 from keras_reference import randomize
@@ -33,8 +35,7 @@ def run_keras(layer, x, mask, seed=0):
     return [np.asarray(y) for y in layer(x, mask=mask)]
 
 
-def assert_close(actual, expected):
-    np.testing.assert_allclose(np.asarray(actual), expected, atol=1e-5, rtol=1e-5)
+assert_close = functools.partial(helpers.assert_close, atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------- GRU

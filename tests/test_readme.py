@@ -13,16 +13,12 @@
 import importlib.util
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from jaxgru.__main__ import build_parser
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10: pytest depends on tomli there
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -11,6 +11,7 @@ import pytest
 from jax import lax
 
 import jaxgru
+from helpers import random_params
 
 B, T, D, U = 3, 7, 4, 5
 RESETS = np.array([[0, 0, 1, 0, 0, 0, 1],
@@ -24,8 +25,7 @@ TOLERANCE = dict(rtol=2e-5, atol=2e-6)
 
 def problem(cell, seed=0):
     keys = jax.random.split(jax.random.key(seed), 3)
-    params = cell.init(keys[0], D)
-    params = jax.tree.map(lambda w: w + 0.1 * jax.random.normal(keys[1], w.shape), params)  # nonzero biases
+    params = random_params(cell, D, seed, scale=0.3)
     x = jax.random.normal(keys[2], (B, T, D))
     h0 = 0.5 * jax.random.normal(jax.random.fold_in(keys[2], 1), (B, U))
     return params, x, h0
@@ -42,7 +42,7 @@ def scanned_reference(cell, params, x, h0, mask, resets, dropout, zero_output_fo
         x_t, keep, reset = inputs
         h = jnp.where(reset[:, None], reset_state, h)
         previous = jnp.where(reset[:, None], 0.0, previous)
-        h_new, _ = cell.step(params, h, x_t, training=dropout is not None, masks=dropout)
+        h_new, _ = cell.step(params, h, x_t, training=dropout is not None, dropout_masks=dropout)
         output = jnp.where(keep[:, None], h_new, 0.0 if zero_output_for_mask else previous)
         return (jnp.where(keep[:, None], h_new, h), output), output
 
@@ -70,14 +70,14 @@ def test_resets_match_the_scanned_rnn_pattern(reset_after, backward, masked, dro
 
     def ours(params, x, h0):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key,
-                                   training=dropout, backward=backward, time_chunk=time_chunk))
+                                   training=dropout, gradient=backward, time_chunk=time_chunk))
 
     def reference(params, x, h0):
         return loss_of(*scanned_reference(cell, params, x, h0, mask, RESETS, masks))
 
     expected_outputs = jax.jit(lambda p, x, h: scanned_reference(cell, p, x, h, mask, RESETS, masks))(params, x, h0)
     got_outputs = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key, training=dropout,
-                             backward=backward, time_chunk=time_chunk)
+                             gradient=backward, time_chunk=time_chunk)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got_outputs, expected_outputs)
     expected = jax.jit(jax.grad(reference, argnums=(0, 1, 2)))(params, x, h0)
     got = jax.jit(jax.grad(ours, argnums=(0, 1, 2)))(params, x, h0)
@@ -97,7 +97,7 @@ def segments_reference(cell, params, x, h0, mask, resets, go_backwards, zero_out
             out, state = jaxgru.rnn(cell, params, x[b:b + 1, start:stop], initial_state=h0[b:b + 1],
                                     mask=None if mask is None else mask[b:b + 1, start:stop],
                                     go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
-                                    backward="autodiff")
+                                    gradient="autodiff")
             row_outputs.append(out[0])
             state = state[0]
         outputs.append(jnp.concatenate(row_outputs))
@@ -119,7 +119,7 @@ def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
     for backward in ("fused", "autodiff"):
         def ours(params, x, h0):
             return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
-                                       go_backwards=True, zero_output_for_mask=masked, backward=backward))
+                                       go_backwards=True, zero_output_for_mask=masked, gradient=backward))
 
         loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(params, x, h0)
         np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
@@ -147,13 +147,13 @@ def test_a_reset_at_every_step_is_independent_one_step_sequences(backward):
     cell = jaxgru.GRUCell(U)
     params, x, h0 = problem(cell, seed=3)
     everywhere = np.ones((B, T), bool)
-    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, backward=backward)
+    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=backward)
     one_step = jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1, out_axes=1)(x)
     np.testing.assert_allclose(outputs, one_step, **TOLERANCE)
     np.testing.assert_allclose(final, one_step[:, -1], **TOLERANCE)
     # the gradient of h0 sums over the T segments that start from it
     grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
-                                                     backward=backward)[0]))(h0)
+                                                     gradient=backward)[0]))(h0)
     expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
     np.testing.assert_allclose(grad_h0, expected, **TOLERANCE)
 
@@ -166,7 +166,7 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(backward, masked):
     mask = MASK if masked else None
 
     def run(resets):
-        fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, backward=backward)
+        fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, gradient=backward)
         return fn(params, x, initial_state=h0), jax.grad(lambda p, x, h: loss_of(*fn(p, x, initial_state=h)),
                                                          argnums=(0, 1, 2))(params, x, h0)
 
@@ -235,7 +235,7 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
 
     def ours(params, x, h, z):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h, resets=RESETS, reset_state=z, mask=MASK,
-                                   backward=backward))
+                                   gradient=backward))
 
     def reference(params, x, h, z):
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))

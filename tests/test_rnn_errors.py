@@ -157,4 +157,4 @@ def test_dropout_training_without_rng():
 def test_rnn_bad_explicit_dropout_masks(masks, error, match):
     cell = jaxgru.GRUCell(U, dropout=0.5, recurrent_dropout=0.5)
     with pytest.raises(error, match=match):
-        jaxgru.rnn(cell, PARAMS, X, training=True, masks=masks)
+        jaxgru.rnn(cell, PARAMS, X, training=True, dropout_masks=masks)

@@ -13,6 +13,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxgru
+from helpers import random_params
 
 B, T, D, U = 3, 4, 2, 3
 MASK = np.array([[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 1]], bool)
@@ -20,8 +21,8 @@ FULLY_MASKED = np.array([[1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 1]], bool)
 
 
 def random_args(cell, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    params = {name: jnp.asarray(rng.normal(0, 0.5, shape), dtype) for name, shape in cell.param_shapes(D).items()}
+    params = jax.tree.map(jnp.asarray, random_params(cell, D, seed, dtype=dtype))
+    rng = np.random.default_rng(seed + 100)
     x = jnp.asarray(rng.normal(size=(B, T, D)), dtype)
     h0 = jnp.asarray(rng.normal(size=(B, U)), dtype)
     return params, x, h0
@@ -61,7 +62,7 @@ def test_first_order_gradients_match_finite_differences(x64, cell_name):
                         zero_output_for_mask=go_backwards)
             for go_backwards, mask, return_sequences in itertools.product([False, True], [None, MASK], [False, True])]
     if cell_name == "reset_after":
-        runs.append(sequence_fn(DROPOUT_CELL, mask=MASK, masks=DROPOUT_MASKS, training=True))
+        runs.append(sequence_fn(DROPOUT_CELL, mask=MASK, dropout_masks=DROPOUT_MASKS, training=True))
     fn = jax.jit(lambda params, x, h0: [run(params, x, h0) for run in runs])
     check_grads(fn, random_args(cell, jnp.float64), order=1, modes=["rev"])
 

@@ -4,6 +4,7 @@ Every masked call uses `ROW_MASKS`: each batch row carries one padding pattern (
 left, mixed, fully masked), so one Keras call covers all of them (rows are independent).
 """
 
+import functools
 import itertools
 
 import jax
@@ -13,6 +14,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+import helpers
 import jaxgru
 from keras_reference import params_of, randomize
 
@@ -56,8 +58,7 @@ def keras_call(layer, mask, initial_state, training=False):
     return [t.numpy() for t in layer(tf.constant(X), **kwargs)]
 
 
-def assert_close(actual, expected):
-    np.testing.assert_allclose(np.asarray(actual), expected, atol=ATOL, rtol=0)
+assert_close = functools.partial(helpers.assert_close, atol=ATOL)
 
 
 def run_jitted(fn, params, calls):
@@ -147,7 +148,7 @@ def test_last_output_is_keras_last_carried_output():
 ])
 def test_dropout_with_keras_masks_matches_keras_layer(rates, implementation):
     """Keras's generic layer path (here forced by unroll) draws its masks once per call,
-    caches them in its cell and uses them at every step; `rnn(masks=...)` with those masks
+    caches them in its cell and uses them at every step; `rnn(dropout_masks=...)` with those masks
     gives the layer's training output."""
     dropout, recurrent_dropout = rates
     calls, expected = [], []
@@ -163,7 +164,7 @@ def test_dropout_with_keras_masks_matches_keras_layer(rates, implementation):
                                     recurrent=None if rdp is None else jnp.stack([m.numpy() for m in rdp]))
         assert (masks.inputs is not None) == (dropout > 0) and (masks.recurrent is not None) == (recurrent_dropout > 0)
         static = dict(cell=jax_cell(options), go_backwards=go_backwards)
-        calls.append((dict(static, training=True), dict(mask=mask, initial_state=H0, masks=masks)))
+        calls.append((dict(static, training=True), dict(mask=mask, initial_state=H0, dropout_masks=masks)))
         calls.append((dict(static, training=False), dict(mask=mask, initial_state=H0)))
     params = params_of(layer.get_weights())
     results = run_jitted(lambda p, x, cell, **kw: jaxgru.rnn(cell, p, x, **kw), params, calls)

@@ -31,7 +31,7 @@ def test_seq_lengths_equal_each_row_run_alone_over_its_length(backward):
     x = jnp.where(np.arange(T)[None, :, None] < LENGTHS[:, None, None], x, jnp.nan)  # padding never matters
 
     def ours(params):
-        return jaxgru.rnn(CELL, params, x, seq_lengths=LENGTHS, backward=backward)
+        return jaxgru.rnn(CELL, params, x, seq_lengths=LENGTHS, gradient=backward)
 
     outputs, final = ours(PARAMS)
     for b, length in enumerate(LENGTHS):
@@ -95,7 +95,7 @@ def _per_row_arguments(batch, time_major, seed=3):
     h0 = jax.random.normal(jax.random.key(seed), (*batch, U))
     masks = CELL.dropout_masks(jax.random.key(seed), int(np.prod(batch)), D)
     masks = jaxgru.DropoutMasks(*(m.reshape(3, *batch, m.shape[-1]) for m in masks))
-    return dict(mask=mask, resets=resets, initial_state=h0, masks=masks, training=True)
+    return dict(mask=mask, resets=resets, initial_state=h0, dropout_masks=masks, training=True)
 
 
 @pytest.mark.parametrize("time_major", [False, True])
@@ -107,7 +107,7 @@ def test_many_batch_axes_equal_the_flattened_batch(time_major):
     outputs, final = jaxgru.rnn(CELL, PARAMS, xs, time_major=time_major, **args)
 
     flat = dict(args, initial_state=args["initial_state"].reshape(6, U),
-                masks=jaxgru.DropoutMasks(*(m.reshape(3, 6, m.shape[-1]) for m in args["masks"])))
+                dropout_masks=jaxgru.DropoutMasks(*(m.reshape(3, 6, m.shape[-1]) for m in args["dropout_masks"])))
     if time_major:
         flat.update(mask=args["mask"].reshape(T, 6), resets=args["resets"].reshape(T, 6))
         flat_outputs, flat_final = jaxgru.rnn(CELL, PARAMS, xs.reshape(T, 6, D), time_major=True, **flat)
@@ -153,7 +153,7 @@ def test_wrong_batch_axes_in_per_row_arguments():
     with pytest.raises(ValueError, match=r"initial_state: expected shape \(2, 3, 4\), got \(6, 4\)"):
         jaxgru.rnn(CELL, PARAMS, x, initial_state=jnp.zeros((6, U)))
     with pytest.raises(ValueError, match=r"masks\.inputs: expected shape \(3, 2, 3, 3\)"):
-        jaxgru.rnn(CELL, PARAMS, x, training=True, masks=CELL.dropout_masks(jax.random.key(0), 6, D))
+        jaxgru.rnn(CELL, PARAMS, x, training=True, dropout_masks=CELL.dropout_masks(jax.random.key(0), 6, D))
 
 
 # ---------------------------------------------------------------- empty batches
@@ -162,13 +162,13 @@ def test_an_empty_batch_gives_empty_results(backward):
     x = jnp.zeros((0, T, D))
     key = jax.random.key(0)
     per_row = dict(mask=np.zeros((0, T), bool), resets=np.zeros((0, T), bool), rng=key, training=True)
-    outputs, final = jaxgru.rnn(CELL, PARAMS, x, backward=backward, **per_row)
+    outputs, final = jaxgru.rnn(CELL, PARAMS, x, gradient=backward, **per_row)
     assert outputs.shape == (0, T, U) and final.shape == (0, U)
     last, _ = jaxgru.rnn(CELL, PARAMS, x, return_sequences=False, seq_lengths=np.zeros((0,), int))
     assert last.shape == (0, U)
-    bi, (fw, bw) = jaxgru.bidirectional(CELL, BI_PARAMS, x, backward=backward, **per_row)
+    bi, (fw, bw) = jaxgru.bidirectional(CELL, BI_PARAMS, x, gradient=backward, **per_row)
     assert bi.shape == (0, T, 2 * U) and fw.shape == bw.shape == (0, U)
-    grads = jax.grad(lambda p: jnp.sum(jaxgru.rnn(CELL, p, x, backward=backward)[0]))(PARAMS)
+    grads = jax.grad(lambda p: jnp.sum(jaxgru.rnn(CELL, p, x, gradient=backward)[0]))(PARAMS)
     jax.tree.map(lambda g: np.testing.assert_array_equal(g, 0.0), grads)
     assert jaxgru.rnn(CELL, PARAMS, jnp.zeros((2, 0, T, D)))[0].shape == (2, 0, T, U)
 

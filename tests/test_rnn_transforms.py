@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxgru
+from helpers import assert_close, random_params
 
 B, T, D, U = 3, 5, 4, 6
 _rng = np.random.default_rng(0)
@@ -20,24 +21,10 @@ MASK = np.array([[1, 1, 1, 0, 0], [0, 1, 0, 1, 1], [0, 0, 0, 0, 0]], bool)
 CELLS = [jaxgru.GRUCell(U), jaxgru.GRUCell(U, reset_after=False, implementation=1)]
 
 
-def params_for(cell, seed=0):
-    """Random N(0, 0.5) weights, biases included, so every term of the math is exercised."""
-    rng = np.random.default_rng(seed)
-    return {name: rng.normal(0, 0.5, shape).astype(np.float32) for name, shape in cell.param_shapes(D).items()}
-
-
-def assert_close(actual, expected, atol=1e-6):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=0)
-
-
-def trees_close(actual, expected, atol=1e-6):
-    jax.tree.map(functools.partial(assert_close, atol=atol), actual, expected)
-
-
 # ---------------------------------------------------------------- layouts, unroll, time chunks, jit
 @pytest.mark.parametrize("cell", CELLS, ids=["reset_after", "reset_before"])
 def test_time_major_unroll_time_chunks_and_jit_equal_the_default(cell):
-    params = params_for(cell)
+    params = random_params(cell, D)
     cases = list(itertools.product([None, MASK], [False, True], [False, True]))  # mask, go_backwards, return_sequences
 
     def run(params, x, mask, go_backwards, return_sequences, time_major=False, **options):
@@ -62,14 +49,14 @@ def test_time_major_unroll_time_chunks_and_jit_equal_the_default(cell):
 
     results = run_all(params, X)
     for variant in variants:
-        trees_close(results[variant], results["default"])
+        assert_close(results[variant], results["default"])
     # without jit
-    trees_close(run(params, X, MASK, True, True), results["default"][-1])  # the last case
+    assert_close(run(params, X, MASK, True, True), results["default"][-1])  # the last case
 
 
 def test_bidirectional_time_major_unroll_and_jit_equal_the_default():
     cell = CELLS[0]
-    params = {"forward": params_for(cell, 0), "backward": params_for(cell, 2)}
+    params = {"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 2)}
 
     def run_all(params, x, time_major=False, unroll=1):
         mask = MASK.T if time_major else MASK
@@ -78,11 +65,11 @@ def test_bidirectional_time_major_unroll_and_jit_equal_the_default():
                 for return_sequences in (True, False)]
 
     reference = jax.jit(run_all)(params, X)
-    trees_close(run_all(params, X), reference)
-    trees_close(jax.jit(functools.partial(run_all, unroll=2))(params, X), reference)
+    assert_close(run_all(params, X), reference)
+    assert_close(jax.jit(functools.partial(run_all, unroll=2))(params, X), reference)
     (sequences, finals), (last, last_finals) = jax.jit(functools.partial(run_all, time_major=True))(
         params, X.swapaxes(0, 1))
-    trees_close([(tuple(s.swapaxes(0, 1) for s in sequences), finals), (last, last_finals)], reference)
+    assert_close([(tuple(s.swapaxes(0, 1) for s in sequences), finals), (last, last_finals)], reference)
     # Keras's Bidirectional: masked steps output zeros when returning sequences
     (forward, backward), _ = reference[0]
     np.testing.assert_array_equal(np.asarray(forward)[~MASK], 0.0)
@@ -91,7 +78,7 @@ def test_bidirectional_time_major_unroll_and_jit_equal_the_default():
 
 def test_stateful_use_is_passing_the_final_state_back():
     cell = CELLS[0]
-    params = params_for(cell)
+    params = random_params(cell, D)
     whole, final = jaxgru.rnn(cell, params, X, initial_state=H0)
     first, state = jaxgru.rnn(cell, params, X[:, :2], initial_state=H0)
     second, final_split = jaxgru.rnn(cell, params, X[:, 2:], initial_state=state)
@@ -111,7 +98,7 @@ def step_loop(cell, params, x, h0, masks, mask, go_backwards, zero_output_for_ma
     order = range(T - 1, -1, -1) if go_backwards else range(T)
     h, previous, outputs = jnp.asarray(h0), jnp.zeros((B, U)), []
     for t in order:
-        output, h_new = cell.step(params, h, x[:, t], training=True, masks=masks)
+        output, h_new = cell.step(params, h, x[:, t], training=True, dropout_masks=masks)
         if mask is not None:
             keep = mask[:, t, None]
             output = jnp.where(keep, output, 0.0 if zero_output_for_mask else previous)
@@ -123,7 +110,7 @@ def step_loop(cell, params, x, h0, masks, mask, go_backwards, zero_output_for_ma
 
 @pytest.mark.parametrize("cell", DROPOUT_CELLS, ids=["input-implementation2", "input-and-recurrent-implementation1"])
 def test_sequence_dropout_equals_step_loop_with_one_mask_set(cell):
-    params = params_for(cell)
+    params = random_params(cell, D)
     key, other_key = jax.random.key(7), jax.random.key(8)
     cases = list(itertools.product([None, MASK], [False, True]))  # mask, go_backwards
     no_dropout = jaxgru.GRUCell(U, reset_after=cell.reset_after, implementation=cell.implementation)
@@ -137,29 +124,29 @@ def test_sequence_dropout_equals_step_loop_with_one_mask_set(cell):
                  for mask, go_backwards in cases],
             loop=[step_loop(cell, params, X, H0, masks, mask, go_backwards, go_backwards)
                   for mask, go_backwards in cases],
-            explicit_masks=jaxgru.rnn(cell, params, X, initial_state=H0, training=True, masks=masks),
+            explicit_masks=jaxgru.rnn(cell, params, X, initial_state=H0, training=True, dropout_masks=masks),
             eval_with_key=jaxgru.rnn(cell, params, X, initial_state=H0, rng=key, training=False),
             eval_without_key=jaxgru.rnn(cell, params, X, initial_state=H0, training=False),
             no_dropout=jaxgru.rnn(no_dropout, params, X, initial_state=H0),
         )
 
     results = run_all(params, key)
-    trees_close(results["rnn"], results["loop"])
-    # explicit masks= equal the masks drawn from the key
-    trees_close(results["explicit_masks"], results["rnn"][0])
+    assert_close(results["rnn"], results["loop"])
+    # explicit dropout_masks= equal the masks drawn from the key
+    assert_close(results["explicit_masks"], results["rnn"][0])
     # same key, same result; another key, another result
-    trees_close(run_all(params, key)["rnn"], results["rnn"], atol=0)
+    assert_close(run_all(params, key)["rnn"], results["rnn"], atol=0)
     other = run_all(params, other_key)
     assert np.abs(np.asarray(other["rnn"][0][0]) - np.asarray(results["rnn"][0][0])).max() > 1e-3
     # training=False: dropout-free, whatever the key
-    trees_close(other["eval_with_key"], results["no_dropout"], atol=0)
-    trees_close(results["eval_with_key"], results["no_dropout"], atol=0)
-    trees_close(results["eval_without_key"], results["no_dropout"], atol=0)
+    assert_close(other["eval_with_key"], results["no_dropout"], atol=0)
+    assert_close(results["eval_with_key"], results["no_dropout"], atol=0)
+    assert_close(results["eval_without_key"], results["no_dropout"], atol=0)
 
 
 def test_bidirectional_dropout_uses_one_key_per_direction():
     cell = DROPOUT_CELLS[1]
-    params = {"forward": params_for(cell, 0), "backward": params_for(cell, 2)}
+    params = {"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 2)}
 
     @jax.jit
     def run_all(params, key):
@@ -169,14 +156,14 @@ def test_bidirectional_dropout_uses_one_key_per_direction():
                 jaxgru.rnn(cell, params["backward"], X, rng=key_bw, training=True, go_backwards=True))
 
     ((forward, backward), finals), expected_fw, expected_bw = run_all(params, jax.random.key(3))
-    trees_close((forward, finals[0]), expected_fw)
-    trees_close((backward[:, ::-1], finals[1]), expected_bw)
+    assert_close((forward, finals[0]), expected_fw)
+    assert_close((backward[:, ::-1], finals[1]), expected_bw)
 
 
 # ---------------------------------------------------------------------------- vmap, checkpoint, remat
 def test_vmap_over_a_batch_of_sequences_equals_a_loop():
     cell = DROPOUT_CELLS[0]
-    params = params_for(cell)
+    params = random_params(cell, D)
     n = 3
     xs = np.stack([X * (i + 1) for i in range(n)])
     masks = np.stack([MASK, ~MASK, np.ones_like(MASK)])
@@ -189,7 +176,7 @@ def test_vmap_over_a_batch_of_sequences_equals_a_loop():
     batched = jax.jit(jax.vmap(run))(xs, masks, states, keys)
     single = jax.jit(run)
     for i in range(n):
-        trees_close(jax.tree.map(lambda a: a[i], batched), single(xs[i], masks[i], states[i], keys[i]))
+        assert_close(jax.tree.map(lambda a: a[i], batched), single(xs[i], masks[i], states[i], keys[i]))
 
 
 def loss_fn(cell, remat=False, mask=MASK):
@@ -201,7 +188,7 @@ def loss_fn(cell, remat=False, mask=MASK):
 
 @pytest.mark.parametrize("cell", CELLS, ids=["reset_after", "reset_before"])
 def test_checkpoint_and_remat_give_the_same_outputs_and_gradients(cell):
-    params = params_for(cell)
+    params = random_params(cell, D)
 
     @jax.jit
     def run_all(params):
@@ -213,9 +200,9 @@ def test_checkpoint_and_remat_give_the_same_outputs_and_gradients(cell):
         return grads, outputs
 
     grads, outputs = run_all(params)
-    trees_close(grads["checkpoint"], grads["plain"])
-    trees_close(grads["remat"], grads["plain"])
-    trees_close(outputs[True], outputs[False], atol=0)
+    assert_close(grads["checkpoint"], grads["plain"])
+    assert_close(grads["remat"], grads["plain"])
+    assert_close(outputs[True], outputs[False], atol=0)
 
 
 def test_long_sequence_gradient_memory_is_bounded_under_remat():

@@ -13,17 +13,20 @@ buffer holds one layer and one direction.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from jaxgru._validation import check_positive_int
 from jaxgru.cell import GRUCell
-from jaxgru.validation import check_positive_int
-from jaxgru.interop.keras import Params, as_numpy, check_fixed_activations
-from jaxgru.interop.torch import from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import as_numpy, check_fixed_activations, from_torch_layout, to_torch_layout
+from jaxgru.types import Params
+
+__all__ = ["from_cudnn", "to_cudnn"]
 
 
-def to_cudnn(params: Mapping[str, Any], *, cell: Optional[GRUCell] = None) -> np.ndarray:
+def to_cudnn(params: Mapping[str, Any], *, cell: GRUCell | None = None) -> np.ndarray:
     """The canonical cuDNN buffer ``(3U (D + U + 2),)`` of reset_after=True params.
 
     cuDNN always has both biases: bias-free params (which need ``cell`` with

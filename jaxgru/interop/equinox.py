@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy, check_fixed_activations, fold_bias
-from jaxgru.interop.torch import from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import as_numpy, check_fixed_activations, fold_bias, from_torch_layout, to_torch_layout
+from jaxgru.types import Params
 
 __all__ = ["from_equinox", "to_equinox"]
 
@@ -89,7 +89,7 @@ def from_equinox(cell: Any) -> tuple[GRUCell, Params]:
     if use_bias != bool(getattr(cell, "use_bias", use_bias)):
         raise ValueError(f"cell.use_bias: {cell.use_bias}, but cell.bias is {'an array' if use_bias else 'None'}.")
     arrays = [("weight_hh", weight_hh)]
-    if use_bias:
+    if bias is not None and bias_n is not None:  # use_bias (both biases or neither, checked above)
         for name, array, shape in (("bias", bias, (3 * units,)), ("bias_n", bias_n, (units,))):
             if array.shape != shape:
                 raise ValueError(f"cell.{name}: expected shape {shape} for hidden_size={units}, got {array.shape}.")
@@ -98,7 +98,7 @@ def from_equinox(cell: Any) -> tuple[GRUCell, Params]:
         if array.dtype != weight_ih.dtype:
             raise TypeError(f"cell.{name}: dtype {array.dtype}, but cell.weight_ih is {weight_ih.dtype}; "
                             "a GRUCell's arrays share one dtype.")
-    bias_hh = np.concatenate([np.zeros(2 * units, bias_n.dtype), bias_n]) if use_bias else None
+    bias_hh = np.concatenate([np.zeros(2 * units, bias_n.dtype), bias_n]) if bias_n is not None else None
     params = from_torch_layout(weight_ih, weight_hh, bias, bias_hh)
     return GRUCell(units, use_bias=use_bias, reset_after=True), params
 

@@ -50,8 +50,8 @@ import numpy as np
 
 from jaxgru import activations
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy, fold_bias
-from jaxgru.interop.torch import from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import as_numpy, fold_bias, from_torch_layout, to_torch_layout
+from jaxgru.types import Params
 
 __all__ = ["from_flax_linen", "from_flax_nnx", "to_flax_linen"]
 
@@ -108,7 +108,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
 
     Raises:
       TypeError: for a non-mapping, a non-array or non-float weight, or weights of
-        different dtypes. KeyError: for a missing weight. ValueError: for unexpected keys
+        different dtypes. ValueError: for a missing weight, unexpected keys
         or shapes that do not agree; each names the weight.
     """
     recurrent_activation = _keras_activation(gate_fn, "gate_fn")
@@ -122,7 +122,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
     for name, weights in _LINEN_WEIGHTS.items():
         if name not in inner:
             expected = {w: _shape_text(name, w) for w in weights}
-            raise KeyError(f"{path}: missing {name!r}; expected {expected}.")
+            raise ValueError(f"{path}: missing {name!r}; expected {expected}.")
         if not isinstance(inner[name], Mapping):
             raise TypeError(f"{path}[{name!r}]: expected a mapping {{'kernel', ...}}, got "
                             f"{type(inner[name]).__name__}.")
@@ -133,7 +133,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
         for weight in weights:
             label = f"{path}[{name!r}][{weight!r}]"
             if weight not in inner[name]:
-                raise KeyError(f"{label}: missing; expected shape {_shape_text(name, weight)}.")
+                raise ValueError(f"{label}: missing; expected shape {_shape_text(name, weight)}.")
             arrays[name, weight] = as_numpy(inner[name][weight], label)
     first = arrays["ir", "kernel"]
     if first.ndim != 2 or 0 in first.shape:
@@ -238,9 +238,13 @@ def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
     activation = _keras_activation(cell.activation_fn, "cell.activation_fn")
     kernel = _nnx_array(cell, "dense_i.kernel", True)
     recurrent = _nnx_array(cell, "dense_h.kernel", True)
+    if recurrent is None:
+        raise TypeError("cell.dense_h.kernel: expected an array, got None.")
     if recurrent.ndim != 2 or recurrent.shape[0] == 0 or recurrent.shape[1] != 3 * recurrent.shape[0]:
         raise ValueError(f"cell.dense_h.kernel: expected shape (units, 3*units) with units > 0, got {recurrent.shape}.")
     units = recurrent.shape[0]
+    if kernel is None:
+        raise TypeError("cell.dense_i.kernel: expected an array, got None.")
     if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != 3 * units:
         raise ValueError(f"cell.dense_i.kernel: expected shape (input_dim, {3 * units}) for units={units} "
                          f"(from cell.dense_h.kernel), got {kernel.shape}.")

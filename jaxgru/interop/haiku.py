@@ -34,13 +34,8 @@ from typing import Any
 import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import (
-    Params,
-    as_numpy,
-    check_against_cell,
-    check_fixed_activations,
-    check_keras_params,
-)
+from jaxgru.interop._layout import as_numpy, check_against_cell, check_fixed_activations, check_keras_params
+from jaxgru.types import Params
 
 __all__ = ["from_haiku", "to_haiku"]
 
@@ -84,9 +79,9 @@ def from_haiku(params: Mapping[str, Any]) -> tuple[GRUCell, Params]:
       (bias ``(3U,)``) with the update-gate columns negated; exact.
 
     Raises:
-      TypeError: for a non-mapping or non-float arrays. KeyError: for a missing array.
-      ValueError: for unexpected keys, several modules, or shapes that do not agree;
-      each names the argument.
+      TypeError: for a non-mapping or non-float arrays.
+      ValueError: for a missing array, unexpected keys, several modules, or shapes that
+        do not agree; each names the argument.
     """
     inner, label = _module_params(params)
     extra = set(inner) - set(_NAMES)
@@ -95,7 +90,7 @@ def from_haiku(params: Mapping[str, Any]) -> tuple[GRUCell, Params]:
     arrays = {}
     for name in _NAMES:
         if name not in inner:
-            raise KeyError(f"{label}: missing {name!r}; expected shape {_SHAPES[name]}.")
+            raise ValueError(f"{label}: missing {name!r}; expected shape {_SHAPES[name]}.")
         arrays[name] = as_numpy(inner[name], f"{label}[{name!r}]")
     w_h = arrays["w_h"]
     if w_h.ndim != 2 or w_h.shape[0] == 0 or w_h.shape[1] != 3 * w_h.shape[0]:

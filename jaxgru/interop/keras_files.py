@@ -48,7 +48,10 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-from jaxgru.interop.keras import WEIGHT_NAMES, Params, check_keras_params
+from jaxgru.interop._layout import WEIGHT_NAMES, check_keras_params
+from jaxgru.types import Params
+
+__all__ = ["load_keras_weights"]
 
 _ARCHIVE_WEIGHTS = "model.weights.h5"
 _VARIABLE_SUFFIX = re.compile(r":\d+$")
@@ -149,11 +152,12 @@ def _extracted_weights(file: BinaryIO, size: int, path: str) -> Iterator[str]:
 def _check_zip_directory(file: BinaryIO, path: str) -> None:
     """Bounds the central directory (read with zipfile's own reader of the end record, so
     this sees what `zipfile.ZipFile` will load): zipfile holds one object per entry."""
-    end = zipfile._EndRecData(file)
+    end = zipfile._EndRecData(file)  # type: ignore[attr-defined]  # zipfile's private reader, not in its stubs
     if end is None:
         raise ValueError(f"{path}: a corrupt zip file (no end of central directory record).")
-    if end[zipfile._ECD_SIZE] > _MAX_ZIP_DIRECTORY:
-        raise ValueError(f"{path}: the zip's central directory declares {end[zipfile._ECD_SIZE]} bytes, more "
+    declared = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]  # private too
+    if declared > _MAX_ZIP_DIRECTORY:
+        raise ValueError(f"{path}: the zip's central directory declares {declared} bytes, more "
                          f"than the {_MAX_ZIP_DIRECTORY} a .keras file needs.")
 
 
@@ -382,10 +386,10 @@ def _add(reader: _Reader, layers: dict[str, Params], name: str, datasets: list[_
         return
     if name in layers:
         raise ValueError(f"{reader.label}: two GRU weight sets are both named {name!r} (at {where!r}).")
-    params = {weight: reader.read(node) for weight, node in zip(WEIGHT_NAMES, datasets)}
+    params = {weight: reader.read(node) for weight, node in zip(WEIGHT_NAMES, datasets, strict=False)}
     try:
         check_keras_params(params, lambda weight: f"{datasets[WEIGHT_NAMES.index(weight)].path!r} ({weight})")
-    except (KeyError, ValueError) as error:
+    except ValueError as error:
         raise ValueError(f"{reader.label}: the GRU weights at {where!r} are malformed: {error}") from error
     layers[name] = params
 
@@ -422,7 +426,8 @@ def _saving_lib_layers(reader: _Reader, root: _Node) -> dict[str, Params]:
 
     Walks the groups depth-first through `_Reader.child` (each group once, however many
     links lead to it), rather than `visititems`, which follows every kind of link."""
-    h5py, layers = reader.h5py, {}
+    h5py = reader.h5py
+    layers: dict[str, Params] = {}
     seen: set[int] = set()
     pending: list[tuple[_Node, str]] = [(root, name) for name in root.obj]
     while pending:
@@ -448,12 +453,13 @@ def _add_vars(reader: _Reader, layers: dict[str, Params], variables: _Node) -> N
         return
     datasets = [reader.lookup(variables, str(i), reader.h5py.Dataset) for i in range(len(names))]
     owner = variables.parent
+    assert owner is not None  # a vars group is reached from its parent, never the root
     if owner.path.rsplit("/", 1)[-1] == "cell":  # the RNN layer's `cell` attribute: named after its layer
         owner = owner.parent
     _add(reader, layers, "/".join(_layer_names(reader, owner)), datasets, variables.path)
 
 
-def _layer_names(reader: _Reader, owner: _Node) -> list[str]:
+def _layer_names(reader: _Reader, owner: _Node | None) -> list[str]:
     """The names of the layers from the outermost to ``owner``: each group on the way that
     has a ``vars`` group is a layer, named by its ``vars``'s ``name`` attribute or its path."""
     names = []

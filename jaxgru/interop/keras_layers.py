@@ -69,14 +69,16 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
+from jaxgru._validation import check_bool
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import is_active
 from jaxgru.rnn import MERGE_MODES
-from jaxgru.validation import check_bool
 
-Cells = Union[GRUCell, tuple[GRUCell, GRUCell]]
+__all__ = ["layer_from_config"]
+
+Cells = GRUCell | tuple[GRUCell, GRUCell]
 
 _CELL_KEYS = frozenset(f.name for f in dataclasses.fields(GRUCell))
 # Layer keys that carry nothing jaxgru computes with (see the module docstring).
@@ -121,7 +123,7 @@ def _unwrap(config: Any, label: str) -> tuple[str, dict[str, Any]]:
     return class_name, _plain(inner)
 
 
-def _seed_warning(seed: Any, cell: GRUCell, label: str) -> Optional[str]:
+def _seed_warning(seed: Any, cell: GRUCell, label: str) -> str | None:
     """The warning a Keras 3 ``seed`` deserves: one when it would seed active dropout."""
     if seed is None or not (is_active(cell.dropout) or is_active(cell.recurrent_dropout)):
         return None
@@ -157,7 +159,7 @@ def _gru(config: dict[str, Any], label: str) -> tuple[GRUCell, dict[str, Any], l
     except (TypeError, ValueError) as error:
         raise type(error)(f"{label}: {error}") from None
     message = _seed_warning(config.get("seed"), cell, label)
-    options = {name: flags[name] for name in ("return_sequences", "go_backwards", "time_major",
+    options: dict[str, Any] = {name: flags[name] for name in ("return_sequences", "go_backwards", "time_major",
                                               "zero_output_for_mask")}
     options["unroll"] = True if flags["unroll"] else 1
     return cell, options, [] if message is None else [message]
@@ -228,10 +230,11 @@ def layer_from_config(config: Mapping[str, Any]) -> tuple[Cells, dict[str, Any]]
         forward layer has ``go_backwards=True``, or a cell argument `GRUCell` rejects.
 
     Warns:
-      UserWarning: a Keras 3 ``seed`` with active dropout (jaxgru draws dropout masks from
-      the ``rng`` key given to `jaxgru.rnn`).
+      UserWarning: a Keras 3 ``seed`` with active dropout (jaxgru draws dropout masks
+        from the ``rng`` key given to `jaxgru.rnn`).
     """
     class_name, inner = _unwrap(config, "config")
+    cells: Cells
     if class_name == "GRU":
         cells, options, messages = _gru(inner, "config")
     elif class_name == "Bidirectional":

@@ -54,10 +54,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jaxgru._validation import check_bool, check_int
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import Params, as_numpy
+from jaxgru.interop._layout import as_numpy
 from jaxgru.rnn import check_bidirectional_params
-from jaxgru.validation import check_bool, check_int
+from jaxgru.types import Params
 
 if TYPE_CHECKING:
     import onnx
@@ -230,7 +231,7 @@ def to_onnx(cell: GRUCell, params: Mapping[str, Any], *, bidirectional: bool = F
         gru_inputs.pop()
 
     activations = [f, g] * dirs
-    attributes = {"hidden_size": units, "direction": "bidirectional" if bidirectional else "forward",
+    attributes: dict[str, Any] = {"hidden_size": units, "direction": "bidirectional" if bidirectional else "forward",
                   "linear_before_reset": int(cell.reset_after), "activations": [a[0] for a in activations]}
     alphas = [a[1] for a in activations if a[1] is not None]
     betas = [a[2] for a in activations if a[2] is not None]

@@ -25,53 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from jaxgru._validation import check_bool, check_int
 from jaxgru.cell import GRUCell
-from jaxgru.interop.keras import (Params, as_numpy, check_against_cell, check_fixed_activations,
-                                  check_keras_params)
-from jaxgru.validation import check_bool, check_int
+from jaxgru.interop._layout import as_numpy, check_fixed_activations, from_torch_layout, to_torch_layout
+from jaxgru.types import Params
 
-
-def swap_update_reset(a: np.ndarray) -> np.ndarray:
-    """Gate blocks along the last axis [z, r, h] <-> [r, z, h] (the swap is its own inverse)."""
-    u = a.shape[-1] // 3
-    return np.concatenate([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], axis=-1)
-
-
-def to_torch_layout(params: Mapping[str, Any], cell: GRUCell | None, target: str):
-    """``(weight_ih, weight_hh, bias_ih | None, bias_hh | None)`` for reset_after=True params.
-
-    ``target`` names the destination layout in the error raised for reset_after=False
-    params, or for bias-free params whose convention ``cell`` does not state.
-    """
-    _, units, reset_after = check_keras_params(params)
-    if cell is not None:
-        check_against_cell(cell, units, reset_after, "bias" in params)
-        reset_after = cell.reset_after
-    if reset_after is None:
-        raise ValueError(f"params: without a bias the arrays do not say whether they are the reset_after=True "
-                         f"math that {target} computes; pass cell=jaxgru.GRUCell({units}, use_bias=False, "
-                         f"reset_after=True) to confirm it.")
-    if not reset_after:
-        raise ValueError(f"params: these are reset_after=False weights (bias shape (3U,) or cell.reset_after=False): "
-                         f"the reset gate multiplies h before the recurrent matmul, (r ⊙ h) U_h, while {target} "
-                         f"computes r ⊙ (h U_h + b_hn); no weights of {target} compute the same function. "
-                         f"Train or build the GRU with reset_after=True.")
-    arrays = {name: as_numpy(w, f"params[{name!r}]") for name, w in params.items()}
-    weight_ih = np.ascontiguousarray(swap_update_reset(arrays["kernel"]).T)
-    weight_hh = np.ascontiguousarray(swap_update_reset(arrays["recurrent_kernel"]).T)
-    if "bias" not in arrays:
-        return weight_ih, weight_hh, None, None
-    bias_ih, bias_hh = swap_update_reset(arrays["bias"])
-    return weight_ih, weight_hh, bias_ih, bias_hh
-
-
-def from_torch_layout(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray | None,
-                      bias_hh: np.ndarray | None) -> Params:
-    """jaxgru params (reset_after=True layout) from arrays of validated torch shapes."""
-    params = {"kernel": swap_update_reset(weight_ih.T), "recurrent_kernel": swap_update_reset(weight_hh.T)}
-    if bias_ih is not None:
-        params["bias"] = swap_update_reset(np.stack([bias_ih, bias_hh]))
-    return params
+__all__ = ["from_torch", "from_torch_stack", "to_torch", "to_torch_stack"]
 
 
 def _check_index(layer: Any, reverse: Any) -> tuple[int, bool]:
@@ -128,7 +87,7 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
     layer, reverse = _check_index(layer, reverse)
     keys = _source_keys(state_dict, layer, reverse)
     if keys["weight_ih"] not in state_dict:
-        raise KeyError(f"state_dict: missing {keys['weight_ih']!r} of shape (3*hidden_size, input_size) "
+        raise ValueError(f"state_dict: missing {keys['weight_ih']!r} of shape (3*hidden_size, input_size) "
                        f"(layer={layer}, reverse={reverse}); present keys: {sorted(state_dict)}.")
     weight_ih = as_numpy(state_dict[keys["weight_ih"]], keys["weight_ih"])
     if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 3 or weight_ih.shape[1] == 0:
@@ -137,12 +96,12 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
     units = weight_ih.shape[0] // 3
     expected = {"weight_hh": (3 * units, units), "bias_ih": (3 * units,), "bias_hh": (3 * units,)}
     has_bias = keys["bias_ih"] in state_dict or keys["bias_hh"] in state_dict
-    arrays = {"weight_ih": weight_ih, "bias_ih": None, "bias_hh": None}
+    arrays: dict[str, Any] = {"weight_ih": weight_ih, "bias_ih": None, "bias_hh": None}
     for kind, shape in expected.items():
         if kind.startswith("bias") and not has_bias:
             continue
         if keys[kind] not in state_dict:
-            raise KeyError(f"state_dict: missing {keys[kind]!r} of shape {shape} (hidden_size={units} from "
+            raise ValueError(f"state_dict: missing {keys[kind]!r} of shape {shape} (hidden_size={units} from "
                            f"{keys['weight_ih']!r}).")
         arrays[kind] = as_numpy(state_dict[keys[kind]], keys[kind])
         if arrays[kind].shape != shape:
@@ -167,13 +126,14 @@ def to_torch(params: Mapping[str, Any], *, layer: int = 0, reverse: bool = False
 
     Raises `ValueError` for reset_after=False params (bias ``(3U,)``) and for a ``cell``
     whose activations are not sigmoid and tanh: PyTorch has no GRU with that math.
-    Bias-free params do not record their convention, so they need ``cell`` (a ``GRUCell`` with ``use_bias=False, reset_after=True``); when ``cell`` is
-    given, the params must fit it.
+    Bias-free params do not record their convention, so they need ``cell`` (a
+    ``GRUCell`` with ``use_bias=False, reset_after=True``); when ``cell`` is given, the
+    params must fit it.
     """
     layer, reverse = _check_index(layer, reverse)
     check_fixed_activations(cell, "PyTorch's nn.GRU")
     arrays = to_torch_layout(params, cell, "PyTorch's nn.GRU")
-    return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays) if array is not None}
+    return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays, strict=False) if array is not None}
 
 
 def from_torch_stack(state_dict: Mapping[str, Any]) -> list:
@@ -198,12 +158,12 @@ def from_torch_stack(state_dict: Mapping[str, Any]) -> list:
             directions_of.setdefault(int(match[2]), set()).add(match[3] is not None)
     if not directions_of:
         hint = " (this is an nn.GRUCell state dict: use from_torch)" if "weight_ih" in state_dict else ""
-        raise KeyError(f"state_dict: no nn.GRU keys such as 'weight_ih_l0'{hint}; present keys: "
+        raise ValueError(f"state_dict: no nn.GRU keys such as 'weight_ih_l0'{hint}; present keys: "
                        f"{sorted(map(str, state_dict))}.")
     count = max(directions_of) + 1
     gaps = [k for k in range(count) if k not in directions_of]
     if gaps:
-        raise KeyError(f"state_dict: no keys of layers {gaps}, but keys of layer {count - 1}; an nn.GRU with "
+        raise ValueError(f"state_dict: no keys of layers {gaps}, but keys of layer {count - 1}; an nn.GRU with "
                        f"num_layers={count} has 'weight_ih_l{{k}}', ... for every layer k in 0..{count - 1}.")
     if not any(True in directions for directions in directions_of.values()):
         return [from_torch(state_dict, layer=k) for k in range(count)]
@@ -252,7 +212,7 @@ def to_torch_stack(layers: list, *, cell: GRUCell | None = None) -> dict[str, np
             params = entry if direction is None else entry[direction]
             try:
                 state_dict.update(to_torch(params, layer=k, reverse=reverse, cell=cell))
-            except (KeyError, TypeError, ValueError) as error:
+            except (TypeError, ValueError) as error:
                 message = error.args[0] if error.args else error
                 raise type(error)(f"{_label(k, direction)}: {message}") from None
     _check_one_module(state_dict, len(layers), directions)

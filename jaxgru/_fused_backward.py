@@ -1,6 +1,6 @@
 r"""The GRU time loop with a hand-written backward pass (a `jax.custom_vjp`).
 
-`recurrence` computes exactly what `jaxgru.loop.forward` computes (it *is* that scan) and
+`recurrence` computes exactly what `jaxgru._loop.forward` computes (it *is* that scan) and
 differs only in how it is differentiated. Autodiff of `lax.scan` turns the per-step
 weight gradient into a small ``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry
 at every step; here the reverse loop does only what is inherently sequential.
@@ -47,15 +47,15 @@ the input side ``xi_k`` to a recurrent term, so ``∂L/∂xi_k = dA_k`` (z, r, a
 reset_before's candidate) and ``∂L/∂xi_h = δ ⊙ ∂h'/∂xi_h`` (reset_after); autodiff of the
 projection outside turns them into ``∂L/∂W = Xᵀ dXi`` in one matmul.
 
-**Masks and resets.** The reverse loop undoes `jaxgru.loop.forward`'s selects: at a
+**Masks and resets.** The reverse loop undoes `jaxgru._loop.forward`'s selects: at a
 masked step ``δ = 0`` and ``∂L/∂h`` passes the next step's cotangent through (the state is
 carried), and the cotangent of the repeated output flows to the previous step's output;
 at a reset step the cotangent of the step's input state goes to the reset state (summed
 over every segment that starts from it) and none flows to the previous step.
 
 How the partials are computed: each ``∂h'/∂·`` above is the `jax.vjp` of the elementwise
-gate function (`gates.reset_after_gates`; `gates.reset_gate_inputs` and
-`gates.candidate_update` for reset_after=False) with a cotangent of ones, for all steps
+gate function (`gates.reset_after_new_state`; `gates.reset_gate_inputs` and
+`gates.reset_before_new_state` for reset_after=False) with a cotangent of ones, for all steps
 at once, off the sequential path. One rule serves every activation; it assumes
 elementwise activations (every Keras activation is; `supports` checks a custom one).
 
@@ -67,22 +67,23 @@ anew on every call.
 
 Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
 ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
-`jax.custom_vjp`; use ``backward="autodiff"`` for it.
+`jax.custom_vjp`; use ``gradient="autodiff"`` for it.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxgru import gates
+from jaxgru import _gates as gates
+from jaxgru._loop import Carry, LoopOptions, Steps, forward
 from jaxgru.cell import GRUCell
-from jaxgru.loop import Carry, LoopOptions, Steps, forward
 
 __all__ = ["supports", "recurrence"]
 
@@ -101,7 +102,7 @@ def supports(cell: GRUCell) -> bool:
 _PROBE = ((-2.1, -0.7, 0.0), (0.4, 1.3, 2.9))  # (B, U) = (2, 3): states are 2-D
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _is_elementwise(fn) -> bool:
     with jax.ensure_compile_time_eval():
         probe = jnp.array(_PROBE, jnp.float32)
@@ -117,9 +118,9 @@ def _is_elementwise(fn) -> bool:
 
 
 def recurrence(cell: GRUCell, options: LoopOptions, weights: gates.RecurrentWeights, carry: Carry,
-               reset_state: Optional[jax.Array], steps: Steps, recurrent_masks: Optional[jax.Array]):
-    """`jaxgru.loop.forward`'s ``(outputs (T, B, U), final Carry)``, differentiated by the
-    adjoint in the module docstring. Arguments as `jaxgru.loop.forward`'s."""
+               reset_state: jax.Array | None, steps: Steps, recurrent_masks: jax.Array | None):
+    """`jaxgru._loop.forward`'s ``(outputs (T, B, U), final Carry)``, differentiated by the
+    adjoint in the module docstring. Arguments as `jaxgru._loop.forward`'s."""
     return _recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
 
 
@@ -159,12 +160,15 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def _step_input_states(h_start: jax.Array, reset_state: Optional[jax.Array], states: jax.Array,
-                       reset: Optional[jax.Array]) -> jax.Array:
+def _step_input_states(h_start: jax.Array, reset_state: jax.Array | None, states: jax.Array,
+                       reset: jax.Array | None) -> jax.Array:
     """``h_t``, the state each step computed from ``(T, B, U)``: the state after the
     previous step (``h_start`` for the first), or the reset state where a step resets."""
     h_in = jnp.concatenate([h_start[None], states[:-1]], axis=0)
-    return h_in if reset is None else jnp.where(reset[:, :, None], reset_state[None], h_in)
+    if reset is None:
+        return h_in
+    assert reset_state is not None  # given whenever there are resets
+    return jnp.where(reset[:, :, None], reset_state[None], h_in)
 
 
 class _Adjoint(NamedTuple):
@@ -184,7 +188,7 @@ def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _
     """reset_after=True: the reverse step is ``dA = δ ⊙ ∂h'/∂(a_z, a_r, c_h)``,
     ``∂L/∂h = δ ⊙ z + Σ_k m_k ⊙ dA_k U_kᵀ``."""
     a_z, a_r, c_h = terms
-    dh_da_z, dh_da_r, dh_dxi_h, dh_dc_h, dh_dh = _partials(functools.partial(gates.reset_after_gates, cell),
+    dh_da_z, dh_da_r, dh_dxi_h, dh_dc_h, dh_dh = _partials(functools.partial(gates.reset_after_new_state, cell),
                                                            a_z, a_r, xi_h, c_h, h_in)
     project_back = _back_projection(weights.kernel, recurrent_masks, cell.units, gate_count=3)
 
@@ -216,7 +220,7 @@ def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, terms) -> _Adjoi
     dz_da_z = reset_gate_vjp((ones, zeros))[0]
     _, drh_da_r, drh_dh_h = reset_gate_vjp((zeros, ones))
     drh_dh = drh_dh_h if recurrent_masks is None else drh_dh_h * recurrent_masks[2]
-    dh_da_h, dh_dz, dh_dh = _partials(functools.partial(gates.candidate_update, cell), a_h, z, h_in)
+    dh_da_h, dh_dz, dh_dh = _partials(functools.partial(gates.reset_before_new_state, cell), a_h, z, h_in)
     candidate_kernel = weights.kernel[:, 2 * units:]
     project_back = _back_projection(weights.kernel, recurrent_masks, units, gate_count=2)
 
@@ -242,11 +246,11 @@ def _back_projection(kernel, recurrent_masks, units, gate_count):
         h_kernel_t = kernel[:, :gate_count * units].T
         return lambda d_a: gates.matmul(jnp.concatenate(d_a, axis=-1), h_kernel_t)
     blocks = jnp.split(kernel, 3, axis=1)
-    return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks))
+    return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks, strict=False))
 
 
 def _reverse_scan(adjoint: _Adjoint, d_outputs, d_final: Carry, keep, reset, options: LoopOptions, dtype):
-    """The reverse loop: undoes `jaxgru.loop.forward`'s selects around ``adjoint.step``.
+    """The reverse loop: undoes `jaxgru._loop.forward`'s selects around ``adjoint.step``.
 
     Returns ``(∂L/∂carry.state, ∂L/∂carry.output, ∂L/∂reset_state or None, emitted)``.
     The carry holds ``∂L/∂h`` of the state leaving the step, plus (with a mask) the
@@ -301,7 +305,7 @@ def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
         return jnp.einsum("tbu,tbn->un", a.astype(kernel.dtype), d, preferred_element_type=acc)
 
     masks = (None,) * len(d_a) if recurrent_masks is None else recurrent_masks
-    blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a)]
+    blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a, strict=False)]
     if candidate is not None:
         blocks.append(contract(*candidate))
     return jnp.concatenate(blocks, axis=1).astype(kernel.dtype)

@@ -11,7 +11,7 @@ The loop carries the state ``h`` ``(B, U)`` and, with a mask, the output a maske
 repeats. At step ``t`` (``k_t``: the step mask, ``s_t``: the reset flag)::
 
     h_in   = s_t ? h_reset : h          previous = s_t ? 0 : previous
-    h_new  = gru(h_in, xi_t)            (`jaxgru.gates.recurrent_step`)
+    h_new  = gru(h_in, xi_t)            (`jaxgru._gates.recurrent_step`)
     output = k_t ? h_new : (0 if zero_output_for_mask else previous)
     h      = k_t ? h_new : h_in
 
@@ -19,20 +19,21 @@ so a reset step starts a new segment exactly like the first step of a sequence, 
 masked step carries the state over. ``h_reset`` is the sequence's initial state.
 
 `jaxgru.rnn` differentiates the loop by autodiff (``gradient="autodiff"``, or with
-``remat``) or by `jaxgru.fused_backward`'s hand-written adjoint (``"fused"``), which calls
+``remat``) or by `jaxgru._fused_backward`'s hand-written adjoint (``"fused"``), which calls
 `forward` with ``keep_residuals=True`` for the arrays its backward pass reads.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgru import gates
+from jaxgru import _gates as gates
 from jaxgru.cell import GRUCell
+from jaxgru.types import PyTree
 
 __all__ = ["Steps", "LoopOptions", "Carry", "GRADIENTS", "forward"]
 
@@ -50,8 +51,8 @@ class Steps(NamedTuple):
     """
 
     xi: gates.GateInputs
-    keep: Optional[jax.Array] = None
-    reset: Optional[jax.Array] = None
+    keep: jax.Array | None = None
+    reset: jax.Array | None = None
 
 
 class LoopOptions(NamedTuple):
@@ -66,7 +67,7 @@ class LoopOptions(NamedTuple):
     """
 
     zero_output_for_mask: bool = False
-    unroll: Union[int, bool] = 1
+    unroll: int | bool = 1
     remat: bool = False
     gradient: str = "fused"
 
@@ -79,8 +80,8 @@ class Carry(NamedTuple):
     output: jax.Array
 
 
-def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: Optional[jax.Array],
-            steps: Steps, recurrent_masks: Optional[jax.Array], options: LoopOptions, keep_residuals: bool = False):
+def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None,
+            steps: Steps, recurrent_masks: jax.Array | None, options: LoopOptions, keep_residuals: bool = False):
     """The scan (the module docstring's step).
 
     Args:
@@ -122,7 +123,7 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
         h_next = jnp.where(keep, h_new, h)
         return (h_next, output), (output, h_next if keep_residuals else None, terms)
 
-    init = tuple(carry) if masked else carry.state
+    init: PyTree = tuple(carry) if masked else carry.state  # the scan carry: (state, output) when masked
     final, (outputs, states, terms) = lax.scan(body, init, (tuple(steps.xi), steps.keep, steps.reset),
                                                unroll=options.unroll)
     final = Carry(*final) if masked else Carry(final, final)

@@ -18,8 +18,9 @@ reset_after=True (input bias ``bi = bias[0]``, recurrent bias ``br = bias[1]``):
 
     h' = z ⊙ h + (1 − z) ⊙ hh
 
-The input side (`project_inputs`) does not depend on ``h``, so the runner computes it for
-every timestep at once before its loop; only `recurrent_step` runs per step.
+The input side (`project_inputs`) does not depend on ``h``, so the runner computes it
+outside its loop, for all timesteps at once or for a chunk of steps at a time (`jaxgru.rnn`'s
+``time_chunk``); only `recurrent_step` runs per step.
 
 Precision: matmul operands are cast to the weight's dtype and accumulate in at least
 float32 (``preferred_element_type``); the gate arithmetic runs in that accumulation
@@ -28,7 +29,7 @@ dtype; the new state is returned in the dtype of the state passed in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +51,7 @@ class RecurrentWeights(NamedTuple):
     (reset_after with a bias) or ``None``."""
 
     kernel: jax.Array
-    bias: Optional[jax.Array]
+    bias: jax.Array | None
 
 
 def accumulation_dtype(dtype) -> jnp.dtype:
@@ -63,7 +64,7 @@ def matmul(a: jax.Array, w: jax.Array) -> jax.Array:
     return jnp.matmul(a.astype(w.dtype), w, preferred_element_type=accumulation_dtype(w.dtype))
 
 
-def input_bias(cell: GRUCell, params: dict) -> Optional[jax.Array]:
+def input_bias(cell: GRUCell, params: dict) -> jax.Array | None:
     """The bias added on the input side, ``(3U,)``, or None without a bias."""
     if not cell.use_bias:
         return None
@@ -82,19 +83,19 @@ def _blocks(a: jax.Array, units: int) -> list[jax.Array]:
 
 
 def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
-                   input_masks: Optional[jax.Array] = None) -> GateInputs:
+                   input_masks: jax.Array | None = None) -> GateInputs:
     """Input-side pre-activations for ``x`` of shape ``(..., D)``.
 
     ``input_masks`` ``(3, B, D)`` (or None) broadcast against ``x``'s trailing ``(B, D)``,
     so ``x`` may carry a leading time axis ``(T, B, D)``. Implementation 1 multiplies ``x``
     by one mask per gate; otherwise (2, or legacy 0 as tf_keras's GRUCell computes it)
-    every gate sees ``x * input_masks[0]``, Keras's fused projection.
+    every gate sees ``x * input_masks[0]``, as Keras's implementation 2 does.
 
-    One matmul per gate block of the kernel: the same arithmetic as the fused
-    ``x @ kernel`` split in three, without the ``(..., 3U)`` intermediate. Over a whole
-    sequence that intermediate is the largest buffer of the forward pass; on XLA:CPU one
-    above glibc's 32 MiB mmap threshold is freshly page-faulted on every call, which
-    made the fused projection 1.5x slower at (B, T, U) = (256, 50, 256).
+    One matmul per gate block of the kernel: the same arithmetic as one ``x @ kernel``
+    split in three, without the ``(..., 3U)`` intermediate. Over a whole sequence that
+    intermediate is the largest buffer of the forward pass; on XLA:CPU one above glibc's
+    32 MiB mmap threshold is freshly page-faulted on every call (measured in
+    benchmarks/RESULTS.md).
     """
     if input_masks is None:
         gate_inputs = (x, x, x)
@@ -102,23 +103,23 @@ def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
         gate_inputs = tuple(x * m for m in input_masks)
     else:
         gate_inputs = (x * input_masks[0],) * 3
-    parts = [matmul(a, w) for a, w in zip(gate_inputs, _blocks(params["kernel"], cell.units))]
+    parts = [matmul(a, w) for a, w in zip(gate_inputs, _blocks(params["kernel"], cell.units), strict=False)]
     bias = input_bias(cell, params)
     if bias is not None:
-        parts = [p + b.astype(p.dtype) for p, b in zip(parts, _blocks(bias, cell.units))]
+        parts = [p + b.astype(p.dtype) for p, b in zip(parts, _blocks(bias, cell.units), strict=False)]
     return GateInputs(*parts)
 
 
 def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
-                                      recurrent_masks: Optional[jax.Array] = None
+                                      recurrent_masks: jax.Array | None = None
                                       ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     """`recurrent_step`, also returning the three ``(B, U)`` gate terms a backward pass needs
     besides ``h`` and ``xi`` (no matmul has to be recomputed from them):
 
     * reset_after: ``(a_z, a_r, c_h)`` with ``a_k = xi_k + h_k U_k + br_k`` and
-      ``c_h = h_h U_h + br_h``, so ``hh = φ(xi_h + r ⊙ c_h)`` (`reset_after_gates`);
+      ``c_h = h_h U_h + br_h``, so ``hh = φ(xi_h + r ⊙ c_h)`` (`reset_after_new_state`);
     * otherwise: ``(a_z, a_r, a_h)`` with ``a_k = xi_k + h_k U_k`` for z and r and
-      ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `candidate_update`).
+      ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `reset_before_new_state`).
 
     ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any).
     """
@@ -128,53 +129,53 @@ def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights,
     if cell.reset_after:
         b_z, b_r, b_h = recurrent_bias_blocks(cell, bias, xi.z.dtype)
         a_z, a_r, c_h = xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h
-        return reset_after_gates(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
+        return reset_after_new_state(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
     a_z, a_r = xi.z + m[0], xi.r + m[1]
     z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
     a_h = xi.h + matmul(rh, kernel[:, 2 * units:])
-    return candidate_update(cell, a_h, z, h), (a_z, a_r, a_h)
+    return reset_before_new_state(cell, a_h, z, h), (a_z, a_r, a_h)
 
 
 def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
-                   recurrent_masks: Optional[jax.Array] = None) -> jax.Array:
+                   recurrent_masks: jax.Array | None = None) -> jax.Array:
     """One GRU update ``h' = z ⊙ h + (1 − z) ⊙ hh`` given the input-side ``xi``.
 
     ``h``: ``(B, U)``; ``xi``: three ``(B, U)``; ``recurrent_masks``: ``(3, B, U)`` or None.
-    Without masks the recurrent matmul is fused (one ``h @ U`` for reset_after, else
+    Without masks the recurrent matmul is one (one ``h @ U`` for reset_after, else
     ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with masks each gate gets its own
     masked ``h`` and matmul, as Keras's implementation 1.
     """
     return recurrent_step_with_preactivations(cell, weights, h, xi, recurrent_masks)[0]
 
 
-def recurrent_bias_blocks(cell: GRUCell, bias: Optional[jax.Array], dtype) -> tuple:
+def recurrent_bias_blocks(cell: GRUCell, bias: jax.Array | None, dtype) -> tuple:
     """The recurrent bias ``(3U,)`` as three ``(U,)`` blocks in ``dtype``, or three zeros."""
     if bias is None:
         return (0.0, 0.0, 0.0)
     return tuple(_blocks(bias.astype(dtype), cell.units))
 
 
-def candidate_state(h: jax.Array, recurrent_masks: Optional[jax.Array]) -> jax.Array:
+def candidate_state(h: jax.Array, recurrent_masks: jax.Array | None) -> jax.Array:
     """``h_h``: the state as the candidate's branch sees it (times its recurrent mask, if any)."""
     return h if recurrent_masks is None else h * recurrent_masks[2]
 
 
 def recurrent_projections(cell: GRUCell, kernel: jax.Array, h: jax.Array,
-                          recurrent_masks: Optional[jax.Array] = None) -> tuple[jax.Array, ...]:
+                          recurrent_masks: jax.Array | None = None) -> tuple[jax.Array, ...]:
     """The matmuls of ``h`` a step makes before its gates, one ``(B, U)`` per gate.
 
     reset_after: ``(h U_z, h U_r, h U_h)``; otherwise ``(h U_z, h U_r)`` (the candidate's
-    matmul needs ``r`` first, see `reset_gate_inputs`). Without masks one fused matmul,
-    split; with ``recurrent_masks`` ``(3, B, U)`` gate ``k`` multiplies ``h ⊙ mask_k``.
+    matmul needs ``r`` first, see `reset_gate_inputs`). Without masks one matmul of the
+    kernel's first blocks, split; with ``recurrent_masks`` ``(3, B, U)`` gate ``k`` multiplies ``h ⊙ mask_k``.
     """
     units = cell.units
     gate_count = 3 if cell.reset_after else 2
     if recurrent_masks is None:
         return tuple(_blocks(matmul(h, kernel[:, :gate_count * units]), units))
-    return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], _blocks(kernel, units)))
+    return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], _blocks(kernel, units), strict=False))
 
 
-def reset_after_gates(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, xi_h: jax.Array, c_h: jax.Array,
+def reset_after_new_state(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, xi_h: jax.Array, c_h: jax.Array,
                       h: jax.Array) -> jax.Array:
     """reset_after: ``h'`` from the pre-activations ``a_z``, ``a_r``, the candidate's input
     side ``xi_h`` and recurrent side ``c_h = h_h U_h + br_h`` (see
@@ -193,7 +194,7 @@ def reset_gate_inputs(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, h_h: jax.Ar
     return z, r * h_h.astype(a_z.dtype)
 
 
-def candidate_update(cell: GRUCell, a_h: jax.Array, z: jax.Array, h: jax.Array) -> jax.Array:
+def reset_before_new_state(cell: GRUCell, a_h: jax.Array, z: jax.Array, h: jax.Array) -> jax.Array:
     """reset_after=False, second stage: ``h'`` from ``a_h = xi_h + (r ⊙ h_h) U_h``. Elementwise."""
     return _interpolate(z, h, cell.activation_fn(a_h))
 

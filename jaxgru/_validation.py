@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,21 @@ def check_flags(**flags: Any) -> None:
         check_bool(value, argument)
 
 
+def renamed_keyword(new_value: Any, old_value: Any, *, new: str, old: str, default: Any) -> Any:
+    """The value of a keyword argument renamed from ``old`` to ``new``.
+
+    ``old`` keeps working for one release: given (not None), it warns with a
+    `DeprecationWarning` at the caller's caller and is used, unless ``new`` was given too
+    (differs from ``default``), which is a TypeError."""
+    if old_value is None:
+        return new_value
+    if new_value is not default:
+        raise TypeError(f"{old}, {new}: {old}= is the deprecated name of {new}=; pass only {new}=.")
+    warnings.warn(f"{old}= is deprecated and will be removed in the next release; use {new}= instead.",
+                  DeprecationWarning, stacklevel=3)
+    return old_value
+
+
 def check_unroll(value: Any, argument: str = "unroll") -> int | bool:
     """`lax.scan`'s ``unroll``: a positive int (steps per loop iteration) or a bool
     (True unrolls the whole loop, False is 1)."""
@@ -55,7 +71,7 @@ def check_rate(rate: Any, argument: str) -> float:
         raise TypeError(f"{argument}: expected a float in [0, 1], got {rate!r}.")
     if math.isnan(rate):
         raise ValueError(f"{argument}: expected a float in [0, 1], got NaN.")
-    if rate >= 1:
+    if rate >= 1:  # type: ignore[operator]  # numbers.Real's stubs declare no comparison with int
         warnings.warn(f"{argument}={rate!r}: a rate of 1 or more is clipped to 1, which Keras (and jaxgru) "
                       "treat as no dropout at all; pass a fraction such as 0.5 for 50%.", UserWarning, stacklevel=4)
     return min(1.0, max(0.0, float(rate)))
