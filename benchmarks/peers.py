@@ -66,7 +66,7 @@ def _jax_runner(forward_fn, params, args) -> Runner:
                   lambda: jax.block_until_ready(train(params, *args)))
 
 
-def jaxgru_runner(problem: Problem, backward: str = "fused") -> Runner:
+def jaxgru_runner(problem: Problem, gradient: str = "fused") -> Runner:
     import jax
 
     import jaxgru
@@ -76,7 +76,7 @@ def jaxgru_runner(problem: Problem, backward: str = "fused") -> Runner:
     mask = problem.mask
 
     def forward(p, x, mask):
-        return jaxgru.rnn(cell, p, x, mask=mask, gradient=backward)[0]
+        return jaxgru.rnn(cell, p, x, mask=mask, gradient=gradient)[0]
 
     return _jax_runner(forward, params, (problem.inputs(), mask))
 
