@@ -1,9 +1,13 @@
-"""Shared test setup: quiet TensorFlow on the CPU, and a float64 switch for gradient checks."""
+"""Shared test setup: quiet TensorFlow on the CPU, Keras 3 on TensorFlow, and a float64 switch
+for gradient checks."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Keras 3 on its default TensorFlow backend in every test process, before any test module
+# is collected (benchmarks.peers, imported by test_benchmarks, would otherwise pick JAX).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
