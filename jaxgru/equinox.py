@@ -52,7 +52,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxgru._validation import check_bool, check_key, check_positive_int, check_unroll
+from jaxgru._validation import check_bool, check_flags, check_key, check_positive_int, check_unroll
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
 from jaxgru.dropout import DropoutMasks
@@ -108,14 +108,6 @@ def _dropout_key(cells: Sequence[FunctionalGRUCell], field: Any, inference: bool
                          "needs a PRNG key; pass key=jax.random.key(...), or inference=True "
                          "(or eqx.nn.inference_mode(model)) to disable dropout.")
     return check_key(key, "key")
-
-
-def _check_options(**options: Any) -> None:
-    for name, value in options.items():
-        if name == "unroll":
-            check_unroll(value)
-        else:
-            check_bool(value, name)
 
 
 class _Params(eqx.Module):
@@ -269,8 +261,9 @@ class GRU(_Params):
                  zero_output_for_mask: bool = False, unroll: int | bool = 1, remat: bool = False,
                  dtype: Any = None, inference: bool = False, cell: FunctionalGRUCell | None = None,
                  **cell_options: Any):
-        _check_options(return_sequences=return_sequences, go_backwards=go_backwards, time_major=time_major,
-                       zero_output_for_mask=zero_output_for_mask, unroll=unroll, remat=remat)
+        check_flags(return_sequences=return_sequences, go_backwards=go_backwards, time_major=time_major,
+                    zero_output_for_mask=zero_output_for_mask, remat=remat)
+        check_unroll(unroll)
         self._init_params(input_size, units, key, dtype, cell, cell_options)
         self.return_sequences = return_sequences
         self.go_backwards = go_backwards
@@ -338,7 +331,8 @@ class Bidirectional(eqx.Module):
                  **cell_options: Any):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
-        _check_options(return_sequences=return_sequences, time_major=time_major, unroll=unroll, remat=remat)
+        check_flags(return_sequences=return_sequences, time_major=time_major, remat=remat)
+        check_unroll(unroll)
         check_key(key, "key")
         forward_cell = _make_cell(units, cell, cell_options)
         if backward_cell is not None and not isinstance(backward_cell, FunctionalGRUCell):
