@@ -1,8 +1,9 @@
 """The GRUs a user could pick instead of jaxgru, each as runnable forward and train steps.
 
-Every builder takes a `Problem` and returns a `Runner` (or raises `Unsupported`): two
-zero-argument callables that run one forward pass, and one forward+backward pass (the
-gradient of ``mean(outputs²)`` w.r.t. the parameters and the inputs), each waiting for
+Every builder takes a `Problem` and returns a `Runner` (or raises `Unsupported`): three
+zero-argument callables that run one forward pass and two forward+backward passes (the
+gradient of ``mean(outputs²)`` w.r.t. the parameters and the inputs, as in a stacked
+layer, and w.r.t. the parameters only, as in a first or only layer), each waiting for
 the device to finish. The inputs are ``(B, T, D)`` batch-major; masked problems pass
 per-row lengths (right padding) in each library's own form. Peers are imported only when
 built, so a missing library only drops its rows.
@@ -41,7 +42,8 @@ class Problem(NamedTuple):
 
 class Runner(NamedTuple):
     forward: Callable[[], None]
-    train: Callable[[], None]
+    train: Callable[[], None]  # gradient w.r.t. params and inputs
+    params_only: Callable[[], None]  # gradient w.r.t. params only
 
 
 class Unsupported(Exception):
@@ -55,15 +57,18 @@ def _require(condition: bool, why: str) -> None:
 
 # --------------------------------------------------------------------------- JAX peers
 def _jax_runner(forward_fn, params, args) -> Runner:
-    """jits ``forward_fn(params, x, *rest)`` and the gradient of its mean square."""
+    """jits ``forward_fn(params, x, *rest)`` and the gradients of its mean square w.r.t.
+    ``(params, x)`` and w.r.t. ``params``."""
     import jax
     import jax.numpy as jnp
 
     params, args = jax.device_put((params, args))
-    forward = jax.jit(forward_fn)
-    train = jax.jit(jax.grad(lambda p, x, *rest: jnp.mean(forward_fn(p, x, *rest) ** 2), argnums=(0, 1)))
-    return Runner(lambda: jax.block_until_ready(forward(params, *args)),
-                  lambda: jax.block_until_ready(train(params, *args)))
+
+    def loss(p, x, *rest):
+        return jnp.mean(forward_fn(p, x, *rest) ** 2)
+
+    compiled = [jax.jit(forward_fn), jax.jit(jax.grad(loss, argnums=(0, 1))), jax.jit(jax.grad(loss))]
+    return Runner(*(lambda fn=fn: jax.block_until_ready(fn(params, *args)) for fn in compiled))
 
 
 def jaxgru_runner(problem: Problem, gradient: str = "fused") -> Runner:
@@ -187,17 +192,20 @@ def tf_keras_runner(problem: Problem) -> Runner:
     def forward(x, mask):
         return layer(x, mask=mask)
 
-    @tf.function
-    def train(x, mask):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_mean(layer(x, mask=mask, training=True) ** 2)
-        return tape.gradient(loss, [x, *layer.trainable_variables])
+    def gradient(with_inputs: bool):
+        @tf.function
+        def train(x, mask):
+            with tf.GradientTape() as tape:
+                if with_inputs:
+                    tape.watch(x)
+                loss = tf.reduce_mean(layer(x, mask=mask, training=True) ** 2)
+            return tape.gradient(loss, [x, *layer.trainable_variables] if with_inputs else layer.trainable_variables)
+        return train
 
     def run(fn):
         return lambda: [t.numpy() for t in tf.nest.flatten(fn(x, mask))]
 
-    return Runner(run(forward), run(train))
+    return Runner(run(forward), run(gradient(True)), run(gradient(False)))
 
 
 def torch_runner(problem: Problem) -> Runner:
@@ -225,13 +233,14 @@ def torch_runner(problem: Problem) -> Runner:
             outputs(x)
         sync()
 
-    def train():
-        x_grad = x.detach().requires_grad_(True)
-        gru.zero_grad(set_to_none=True)
-        torch.mean(outputs(x_grad) ** 2).backward()
-        sync()
+    def train(with_inputs: bool):
+        def run():
+            gru.zero_grad(set_to_none=True)
+            torch.mean(outputs(x.detach().requires_grad_(with_inputs)) ** 2).backward()
+            sync()
+        return run
 
-    return Runner(forward, train)
+    return Runner(forward, train(True), train(False))
 
 
 PEERS: dict[str, Callable[[Problem], Runner]] = {

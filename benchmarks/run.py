@@ -40,7 +40,9 @@ from benchmarks.peers import PEERS, Problem, Unsupported
 # spinning Eigen threads, torch's OpenMP) would otherwise slow down whatever runs next.
 SUBPROCESS_PEERS = ("tf_keras", "torch")
 
-MODES = ("forward", "train")
+MODES = ("forward", "train", "params_only")
+MODE_TITLES = {"forward": "Forward", "train": "Forward + backward (grad w.r.t. params and inputs)",
+               "params_only": "Forward + backward (grad w.r.t. params only)"}
 MIN_SAMPLE_SECONDS = 0.02  # one timing sample: back-to-back calls lasting at least this
 SHAPES = [(32, 100, 64, 128), (256, 50, 128, 256), (1, 500, 32, 64), (8, 1000, 64, 256)]
 SWEEP_STEPS = [25, 50, 100, 200, 400]
@@ -69,10 +71,14 @@ class Case(NamedTuple):
 
 def matmul_flops(shape: tuple[int, int, int, int], mode: str) -> float:
     """jaxgru's matmul FLOPs: the input projection ``2·T·B·D·3U`` and the recurrent matmuls
-    ``2·T·B·U·3U``; the backward pass does two matmuls of the same size for each."""
+    ``2·T·B·U·3U``; the backward pass does two matmuls of the same size for each (the
+    weight gradient and the gradient of the matmul's input), except for the projection
+    when the inputs need no gradient ("params_only")."""
     batch, steps, features, units = shape
-    forward = 2 * steps * batch * 3 * units * (features + units)
-    return forward if mode == "forward" else 3 * forward
+    projection, recurrent = (2 * steps * batch * 3 * units * n for n in (features, units))
+    if mode == "forward":
+        return projection + recurrent
+    return 3 * recurrent + (2 if mode == "params_only" else 3) * projection
 
 
 def gemm_seconds(flops: float, repeats: int) -> float:
@@ -127,7 +133,8 @@ def _time_in_process(case: Case, peers: list[str], repeats: int) -> dict[str, di
     for name in peers:
         try:
             runner = PEERS[name](problem)
-            runner.forward(), runner.train()  # compile / warm up
+            for mode in MODES:  # compile / warm up
+                getattr(runner, mode)()
             runners[name] = runner
         except (ImportError, Unsupported):
             continue
@@ -197,8 +204,7 @@ def markdown(info, table, sweep, repeats, processes) -> str:
               "*ratio* = peer / jaxgru (above 1: jaxgru is faster). *bound* = jaxgru / "
               "GEMM bound (the same matmul FLOPs as one large matmul).", ""]
     for mode in MODES:
-        title = "Forward" if mode == "forward" else "Forward + backward (grad w.r.t. params and inputs)"
-        lines += [f"## {title}", ""]
+        lines += [f"## {MODE_TITLES[mode]}", ""]
         peers = [p for p in PEERS if any(p in r[mode] for _, r, _ in table)]
         lines.append("| case | GEMM bound | jaxgru | bound | " + " | ".join(f"{p} | ratio" for p in peers[1:]) + " |")
         lines.append("|" + "---|" * (4 + 2 * (len(peers) - 1)))

@@ -85,7 +85,7 @@ from jaxgru import _gates as gates
 from jaxgru._loop import Carry, LoopOptions, Steps, forward
 from jaxgru.cell import GRUCell
 
-__all__ = ["supports", "recurrence"]
+__all__ = ["supports", "recurrence", "stepwise_recurrence"]
 
 
 def supports(cell: GRUCell) -> bool:
@@ -131,8 +131,8 @@ def _recurrence(cell, options, weights, carry, reset_state, steps, recurrent_mas
 
 
 def _recurrence_fwd(cell, options, weights, carry, reset_state, steps, recurrent_masks):
-    outputs, final, (states, terms) = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
-                                              keep_residuals=True)
+    outputs, final, (states, terms, _) = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
+                                                 keep_residuals=True)
     # reset_after's candidate keeps its input side separate (hh = φ(xi_h + r ⊙ c_h))
     xi_h = steps.xi.h if cell.reset_after else None
     residuals = (weights, carry.state, reset_state, xi_h, steps.keep, steps.reset, recurrent_masks, states, terms)
@@ -143,21 +143,98 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
     weights, h_start, reset_state, xi_h, keep, reset, recurrent_masks, states, terms = residuals
     d_outputs, d_final = cotangents
     h_in = _step_input_states(h_start, reset_state, states, reset)
-    if cell.reset_after:
-        adjoint = _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms)
-    else:
-        adjoint = _reset_before_adjoint(cell, weights, recurrent_masks, h_in, terms)
-    d_state, d_output, d_reset_state, emitted = _reverse_scan(
-        adjoint, d_outputs, d_final, keep, reset, options, h_start.dtype)
+    adjoint = _adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms)
+    loop_carry, emitted = lax.scan(functools.partial(_reverse_step, adjoint.step, keep is not None, options),
+                                   _reverse_init(d_final, keep, reset), (d_outputs, adjoint.partials, keep, reset),
+                                   reverse=True, unroll=options.unroll)
     d_xi, d_weights = adjoint.cotangents(emitted)
     d_xi = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
-    d_carry = Carry(d_state, d_output.astype(h_start.dtype))
-    if d_reset_state is not None:
-        d_reset_state = d_reset_state.astype(reset_state.dtype)
+    d_carry, d_reset_state = _carry_cotangents(loop_carry, keep, h_start, reset_state)
     return d_weights, d_carry, d_reset_state, Steps(d_xi, None, None), None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def stepwise_recurrence(cell: GRUCell, options: LoopOptions, params: dict, carry: Carry,
+                        reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
+                        recurrent_masks: jax.Array | None):
+    """`recurrence` for a loop that projects each step's inputs itself: ``steps.xi`` holds
+    the inputs ``x`` ``(T, B, D)``, and every step computes ``gates.project_inputs`` of
+    its ``x_t`` (``input_masks`` ``(3, B, D)`` or None) before its recurrent matmul.
+
+    The reverse loop then does, per step, what `recurrence` does for all steps after its
+    loop: the step's partials (from its own residuals), and the weight gradients
+    ``∂L/∂U += (h_t⊙m_k)ᵀ dA_t``, ``∂L/∂W += (x_t⊙m_k)ᵀ dXi_t`` (the projection's `jax.vjp`)
+    accumulated in the loop carry, so that no ``(T, B, ·)`` array of cotangents is stored
+    and each step's operands are read while they are in cache. ``∂L/∂x_t = dXi_t Wᵀ`` is
+    emitted per step (and dropped by XLA when the inputs need no gradient). Returns
+    ``(outputs (T, B, U), final Carry)``.
+    """
+    return _stepwise(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks)
+
+
+def _input_side(params: dict) -> dict:
+    """The params the input projection reads."""
+    return {name: value for name, value in params.items() if name in ("kernel", "bias")}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _stepwise(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks):
+    outputs, final, _ = forward(cell, gates.recurrent_weights(cell, params), carry, reset_state, steps,
+                                recurrent_masks, options, project=_projection(cell, params, input_masks))
+    return outputs, final
+
+
+def _projection(cell, params, input_masks):
+    return lambda x: gates.project_inputs(cell, params, x, input_masks)
+
+
+def _stepwise_fwd(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks):
+    outputs, final, (states, terms, xi_h) = forward(
+        cell, gates.recurrent_weights(cell, params), carry, reset_state, steps, recurrent_masks, options,
+        keep_residuals=True, project=_projection(cell, params, input_masks))
+    residuals = (params, carry.state, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h)
+    return (outputs, final), residuals
+
+
+def _stepwise_bwd(cell, options, residuals, cotangents):
+    params, h_start, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h = residuals
+    d_outputs, d_final = cotangents
+    weights, recurrent_vjp = jax.vjp(lambda p: gates.recurrent_weights(cell, p), params)
+    input_params = _input_side(params)
+    h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
+    acc = gates.accumulation_dtype(weights.kernel.dtype)
+
+    def body(carry, inputs):
+        loop_carry, (d_input_params, d_weights) = carry
+        x_t, h_t, terms_t, xi_h_t, step_inputs = inputs
+        # this step's adjoint: its partials, from its own residuals, as a one-step sequence
+        adjoint = _adjoint(cell, weights, recurrent_masks, h_t[None], None if xi_h_t is None else xi_h_t[None],
+                           tuple(a[None] for a in terms_t))
+        partials = jax.tree.map(lambda a: a[0], adjoint.partials)
+        loop_carry, emitted = _reverse_step(adjoint.step, steps.keep is not None, options, loop_carry,
+                                            (step_inputs[0], partials, *step_inputs[1:]))
+        d_xi, d_weights_t = adjoint.cotangents(jax.tree.map(lambda a: a[None], emitted))
+        _, project_vjp = jax.vjp(lambda p, x: gates.project_inputs(cell, p, x, input_masks), input_params, x_t)
+        d_input_params_t, d_x_t = project_vjp(gates.GateInputs(*(d[0].astype(terms_t[0].dtype) for d in d_xi)))
+        sums = jax.tree.map(lambda total, d: total + d.astype(acc), (d_input_params, d_weights),
+                            (d_input_params_t, d_weights_t))
+        return (loop_carry, sums), d_x_t
+
+    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, acc), (input_params, weights))
+    (loop_carry, (d_input_params, d_weights)), d_x = lax.scan(
+        body, (_reverse_init(d_final, steps.keep, steps.reset), zeros),
+        (steps.xi, h_in, terms, xi_h, (d_outputs, steps.keep, steps.reset)), reverse=True, unroll=options.unroll)
+    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights, weights)
+    (d_params,) = recurrent_vjp(d_weights)
+    d_params = {name: d + d_input_params[name].astype(d.dtype) if name in d_input_params else d
+                for name, d in d_params.items()}
+    d_carry, d_reset_state = _carry_cotangents(loop_carry, steps.keep, h_start, reset_state)
+    return d_params, d_carry, d_reset_state, Steps(d_x, None, None), None, None
+
+
+_stepwise.defvjp(_stepwise_fwd, _stepwise_bwd)
 
 
 def _step_input_states(h_start: jax.Array, reset_state: jax.Array | None, states: jax.Array,
@@ -209,9 +286,10 @@ def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _
     return _Adjoint((dh_da_z, dh_da_r, dh_dc_h, dh_dh), step, cotangents)
 
 
-def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, terms) -> _Adjoint:
+def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
     """reset_after=False: ``dA_h = δ ⊙ ∂h'/∂a_h``, ``d(r⊙h) = dA_h U_hᵀ``, then z's and r's
     ``dA`` and ``∂L/∂h = δ ⊙ z + d(r⊙h) ⊙ ∂(r⊙h)/∂h + Σ_{z,r} m_k ⊙ dA_k U_kᵀ``."""
+    del xi_h  # the candidate's input side is inside a_h
     a_z, a_r, a_h = terms
     units = cell.units
     h_h = gates.candidate_state(h_in, recurrent_masks)
@@ -249,43 +327,60 @@ def _back_projection(kernel, recurrent_masks, units, gate_count):
     return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks, strict=False))
 
 
-def _reverse_scan(adjoint: _Adjoint, d_outputs, d_final: Carry, keep, reset, options: LoopOptions, dtype):
-    """The reverse loop: undoes `jaxgru._loop.forward`'s selects around ``adjoint.step``.
+def _adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
+    """The cell's convention's `_Adjoint` over the steps of ``h_in`` ``(T, B, U)``."""
+    make = _reset_after_adjoint if cell.reset_after else _reset_before_adjoint
+    return make(cell, weights, recurrent_masks, h_in, xi_h, terms)
 
-    Returns ``(∂L/∂carry.state, ∂L/∂carry.output, ∂L/∂reset_state or None, emitted)``.
-    The carry holds ``∂L/∂h`` of the state leaving the step, plus (with a mask) the
-    cotangent of the repeated output and (with resets) the reset state's running sum.
-    """
-    masked = keep is not None
 
-    def body(carry, inputs):
-        dh_next, d_repeated, d_reset = carry
-        d_out, partials, keep_t, reset_t = inputs
-        if not masked:
-            dh_in, emitted = adjoint.step(dh_next + d_out, partials)
-        else:
-            # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h_in
-            keep_t = keep_t[:, None]
-            zeros = jnp.zeros_like(dh_next)
-            d_out = d_out + d_repeated
-            dh_in, emitted = adjoint.step(jnp.where(keep_t, dh_next + d_out, zeros), partials)
-            dh_in = dh_in + jnp.where(keep_t, zeros, dh_next)
-            d_repeated = zeros if options.zero_output_for_mask else jnp.where(keep_t, zeros, d_out)
-        if reset_t is not None:  # forward: h_in = reset ? reset_state : h;  previous = reset ? 0 : previous
-            restart = reset_t[:, None]
-            d_reset = d_reset + jnp.where(restart, dh_in, 0.0)
-            dh_in = jnp.where(restart, 0.0, dh_in)
-            if masked:
-                d_repeated = jnp.where(restart, 0.0, d_repeated)
-        return (dh_in.astype(dtype), d_repeated, d_reset), emitted
-
+def _reverse_init(d_final: Carry, keep, reset):
+    """The reverse loop's initial carry ``(∂L/∂h, ∂L/∂repeated output, ∂L/∂reset state)``
+    from the final carry's cotangent (without a mask the final carried output is the
+    final state)."""
     d_reset = None if reset is None else jnp.zeros_like(d_final.state)
-    # without a mask the final carried output is the final state
-    init = (d_final.state, d_final.output, d_reset) if masked else (d_final.state + d_final.output, None, d_reset)
-    (d_state, d_repeated, d_reset), emitted = lax.scan(
-        body, init, (d_outputs, adjoint.partials, keep, reset), reverse=True, unroll=options.unroll)
-    d_output = d_repeated if masked else jnp.zeros_like(d_state)
-    return d_state, d_output, d_reset, emitted
+    if keep is not None:
+        return d_final.state, d_final.output, d_reset
+    return d_final.state + d_final.output, None, d_reset
+
+
+def _reverse_step(adjoint_step, masked: bool, options: LoopOptions, carry, inputs):
+    """One step of the reverse loop: undoes `jaxgru._loop.forward`'s selects around
+    ``adjoint_step(δ, partials_t) -> (∂L/∂h, emitted_t)``.
+
+    The carry holds ``∂L/∂h`` of the state leaving the step, plus (with a mask) the
+    cotangent of the repeated output and (with resets) the reset state's running sum;
+    ``inputs``: ``(∂L/∂output_t, partials_t, keep_t, reset_t)``.
+    """
+    dh_next, d_repeated, d_reset = carry
+    d_out, partials, keep_t, reset_t = inputs
+    dtype = dh_next.dtype
+    if not masked:
+        dh_in, emitted = adjoint_step(dh_next + d_out, partials)
+    else:
+        # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h_in
+        keep_t = keep_t[:, None]
+        zeros = jnp.zeros_like(dh_next)
+        d_out = d_out + d_repeated
+        dh_in, emitted = adjoint_step(jnp.where(keep_t, dh_next + d_out, zeros), partials)
+        dh_in = dh_in + jnp.where(keep_t, zeros, dh_next)
+        d_repeated = zeros if options.zero_output_for_mask else jnp.where(keep_t, zeros, d_out)
+    if reset_t is not None:  # forward: h_in = reset ? reset_state : h;  previous = reset ? 0 : previous
+        restart = reset_t[:, None]
+        d_reset = d_reset + jnp.where(restart, dh_in, 0.0)
+        dh_in = jnp.where(restart, 0.0, dh_in)
+        if masked:
+            d_repeated = jnp.where(restart, 0.0, d_repeated)
+    return (dh_in.astype(dtype), d_repeated, d_reset), emitted
+
+
+def _carry_cotangents(loop_carry, keep, h_start, reset_state) -> tuple[Carry, jax.Array | None]:
+    """The reverse loop's final carry as the cotangents of the initial `Carry` and of
+    the reset state."""
+    d_state, d_repeated, d_reset = loop_carry
+    d_output = d_repeated if keep is not None else jnp.zeros_like(d_state)
+    if d_reset is not None:
+        d_reset = d_reset.astype(reset_state.dtype)
+    return Carry(d_state, d_output.astype(h_start.dtype)), d_reset
 
 
 def _partials(fn, *args):

@@ -4,7 +4,8 @@ Everything a step reads travels in two types, so that a new per-step input chang
 `NamedTuple`, not every signature between `jaxgru.rnn` and the scan body:
 
 * `Steps`: the per-step inputs, time-major (``(T, B, ...)``): the input-side gate
-  pre-activations, the sequence mask and the segment resets;
+  pre-activations (or the inputs themselves, for a loop that projects each step), the
+  sequence mask and the segment resets;
 * `LoopOptions`: the static options (masked-output rule, unrolling, gradient mode).
 
 The loop carries the state ``h`` ``(B, U)`` and, with a mask, the output a masked step
@@ -25,6 +26,7 @@ masked step carries the state over. ``h_reset`` is the sequence's initial state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -44,13 +46,14 @@ class Steps(NamedTuple):
     """The loop's per-step inputs, time-major; step ``t`` reads index ``t`` of each.
 
     Attributes:
-      xi: the input-side pre-activations ``x W_k + b_k``: three ``(T, B, U)``.
+      xi: the input-side pre-activations ``x W_k + b_k``: three ``(T, B, U)``; for a loop
+        given a ``project`` (see `forward`), the inputs ``(T, B, D)`` instead.
       keep: ``(T, B)`` booleans, True for a valid step (the sequence mask), or None.
       reset: ``(T, B)`` booleans, True where a step starts a new segment (its state is
         the reset state and its carried output zeros), or None.
     """
 
-    xi: gates.GateInputs
+    xi: gates.GateInputs | jax.Array
     keep: jax.Array | None = None
     reset: jax.Array | None = None
 
@@ -81,7 +84,8 @@ class Carry(NamedTuple):
 
 
 def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None,
-            steps: Steps, recurrent_masks: jax.Array | None, options: LoopOptions, keep_residuals: bool = False):
+            steps: Steps, recurrent_masks: jax.Array | None, options: LoopOptions, keep_residuals: bool = False,
+            project: Callable[[jax.Array], gates.GateInputs] | None = None):
     """The scan (the module docstring's step).
 
     Args:
@@ -89,18 +93,24 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
       carry: the state and repeated output entering the first step.
       reset_state: ``(B, U)``, the state a reset step starts from (None without resets).
       recurrent_masks: ``(3, B, U)`` recurrent dropout masks or None.
+      project: None (``steps.xi`` are the projections), or ``x_t (B, D) -> GateInputs``,
+        called by every step on its inputs ``steps.xi[t]``.
 
     Returns:
       ``(outputs (T, B, U), Carry after the last step, residuals)``; ``residuals`` is
-      None unless ``keep_residuals``, else ``(states, terms)``: the state entering each
-      next step ``(T, B, U)`` and `gates.recurrent_step_with_preactivations`'s three
-      ``(T, B, U)`` gate terms. Without a mask the states are the outputs (no copy), and
-      the carried output is the state.
+      None unless ``keep_residuals``, else ``(states, terms, xi_h)``: the state entering
+      each next step ``(T, B, U)``, `gates.recurrent_step_with_preactivations`'s three
+      ``(T, B, U)`` gate terms, and (with ``project``, reset_after) the candidate's input
+      side ``(T, B, U)``, else None. Without a mask the states are the outputs (no copy),
+      and the carried output is the state.
     """
     masked = steps.keep is not None
+    keep_xi_h = keep_residuals and project is not None and cell.reset_after
 
     def gru(h, xi_t):
-        return gates.recurrent_step_with_preactivations(cell, weights, h, gates.GateInputs(*xi_t), recurrent_masks)
+        xi_t = gates.GateInputs(*xi_t) if project is None else project(xi_t)
+        h_new, terms = gates.recurrent_step_with_preactivations(cell, weights, h, xi_t, recurrent_masks)
+        return h_new, (terms, xi_t.h if keep_xi_h else None)
 
     if options.remat:
         gru = jax.checkpoint(gru, prevent_cse=False)
@@ -124,8 +134,10 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
         return (h_next, output), (output, h_next if keep_residuals else None, terms)
 
     init: PyTree = tuple(carry) if masked else carry.state  # the scan carry: (state, output) when masked
-    final, (outputs, states, terms) = lax.scan(body, init, (tuple(steps.xi), steps.keep, steps.reset),
-                                               unroll=options.unroll)
+    xs = steps.xi if project is not None else tuple(steps.xi)
+    final, (outputs, states, terms) = lax.scan(body, init, (xs, steps.keep, steps.reset), unroll=options.unroll)
     final = Carry(*final) if masked else Carry(final, final)
-    residuals = ((states if masked else outputs), terms) if keep_residuals else None
-    return outputs, final, residuals
+    if not keep_residuals:
+        return outputs, final, None
+    terms, xi_h = terms
+    return outputs, final, ((states if masked else outputs), terms, xi_h)

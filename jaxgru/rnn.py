@@ -17,13 +17,17 @@ On CPU the default (`default_time_chunk`) splits long sequences into chunks of `
 steps, each projected right before its part of the loop (`_chunked_recurrence`), with
 ``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused
 backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
-projection of a long sequence run out of cache (measurements: benchmarks/RESULTS.md). The
-results are the same either way, up to float rounding in the weight gradients (sums over
-chunks instead of one sum over all steps). The platform is chosen when the program is
-lowered, not when it is traced (`jax.lax.platform_dependent`), so a `jax.export` for
-``platforms=("cpu", "cuda")`` chunks on CPU only. With symbolic shapes (`jax.export`
-with ``symbolic_shape("b, t")``) the default projects all steps at once on every
-platform; an explicit ``time_chunk`` then needs a static ``T``.
+projection of a long sequence run out of cache. From ``B*U >= 2^16`` even a few steps'
+arrays do not fit, and the default is ``C = 1``: one loop whose every step projects its
+own ``(B, D)`` inputs, differentiated by a reverse loop that also accumulates the weight
+gradients step by step (`jaxgru._fused_backward.stepwise_recurrence`). Measurements:
+benchmarks/RESULTS.md. The results are the same either way, up to float rounding in the
+weight gradients (sums over chunks or steps instead of one sum over all steps). The
+platform is chosen when the program is lowered, not when it is traced
+(`jax.lax.platform_dependent`), so a `jax.export` for ``platforms=("cpu", "cuda")``
+chunks on CPU only. With symbolic shapes (`jax.export` with ``symbolic_shape("b, t")``)
+the default projects all steps at once on every platform; an explicit ``time_chunk``
+then needs a static ``T``.
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -55,21 +59,32 @@ from jaxgru._validation import (
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
 
-__all__ = ["CPU_CHUNK_ELEMENTS", "MERGE_MODES", "bidirectional", "check_bidirectional_params", "default_time_chunk",
-           "rnn"]
+__all__ = ["CPU_CHUNK_ELEMENTS", "CPU_STEPWISE_ELEMENTS", "MERGE_MODES", "bidirectional", "check_bidirectional_params",
+           "default_time_chunk", "rnn"]
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 # Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
 CPU_CHUNK_ELEMENTS = 2 ** 18
+# B*U from which the default CPU loop projects every step itself (time_chunk=1).
+CPU_STEPWISE_ELEMENTS = 2 ** 16
 
 
 def default_time_chunk(steps: Any, batch: Any, units: int, platform: str = "cpu") -> Any:
     """The ``time_chunk`` `rnn` uses on ``platform`` when given None: ``T`` (one
-    projection) on GPU/TPU; on CPU the largest ``C >= 1`` with ``C*B*U <=
-    CPU_CHUNK_ELEMENTS``, or ``T`` where that leaves fewer than two chunks (measured: a
-    short sequence gains nothing). ``T`` also where a size is symbolic (`jax.export`)."""
+    projection) on GPU/TPU; on CPU:
+
+    * ``1`` (every step projects its own inputs, and the fused backward accumulates the
+      weight gradients step by step) where ``B*U >= CPU_STEPWISE_ELEMENTS``: one step's
+      matmuls are then large enough, and a few steps' arrays no longer fit in cache;
+    * else the largest ``C`` with ``C*B*U <= CPU_CHUNK_ELEMENTS``, or ``T`` where that
+      leaves fewer than two chunks (a short sequence gains nothing).
+
+    ``T`` also where a size is symbolic (`jax.export`). Measurements: benchmarks/RESULTS.md.
+    """
     if platform != "cpu" or not all(isinstance(n, int) for n in (steps, batch, units)):
         return steps
+    if batch * units >= CPU_STEPWISE_ELEMENTS:
+        return 1
     chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
     return steps if 2 * chunk > steps else chunk
 
@@ -119,14 +134,28 @@ def _reversed_resets(resets: jax.Array) -> jax.Array:
     return entering[::-1]
 
 
-def _loop(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None,
-          steps: Steps, recurrent_masks: jax.Array | None, options: LoopOptions):
-    """`jaxgru._loop.forward`'s ``(outputs, final Carry)``, differentiated as
-    ``options.gradient`` says (the fused adjoint needs elementwise activations and no
-    ``remat``; otherwise autodiff)."""
-    if options.gradient == "fused" and not options.remat and fused_backward.supports(cell):
-        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
-    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
+def _loop(cell: GRUCell, params: Params, weights: gates.RecurrentWeights, carry: Carry,
+          reset_state: jax.Array | None, sequence: tuple, dropout: DropoutMasks, options: LoopOptions,
+          project_each_step: bool):
+    """`jaxgru._loop.forward`'s ``(outputs, final Carry)`` over ``sequence = (xs, keep,
+    reset)`` (as in `_chunked_recurrence`), the inputs projected all at once before the
+    loop, or by every step (``project_each_step``). ``weights``: ``params``' recurrent
+    side. Differentiated as ``options.gradient`` says (the fused adjoint needs
+    elementwise activations and no ``remat``; otherwise autodiff)."""
+    xs, keep, reset = sequence
+    fused = options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
+    if project_each_step:
+        steps = Steps(xs, keep, reset)
+        if fused:
+            return fused_backward.stepwise_recurrence(cell, options, params, carry, reset_state, steps,
+                                                      dropout.inputs, dropout.recurrent)
+        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options,
+                                    project=lambda x: gates.project_inputs(cell, params, x, dropout.inputs))
+        return outputs, final
+    steps = Steps(gates.project_inputs(cell, params, xs, dropout.inputs), keep, reset)
+    if fused:
+        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, dropout.recurrent)
+    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
     return outputs, final
 
 
@@ -140,22 +169,23 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
     its part of the recurrence, inside an outer `lax.scan` over the chunks; the `Carry`
     crosses chunk boundaries, so the result equals one projection of all ``T`` steps
     followed by one scan. ``chunk >= T`` is exactly that. A last, shorter chunk takes the
-    ``T mod C`` remaining steps. Reset steps restart from ``reset_state`` ``(B, U)``.
+    ``T mod C`` remaining steps. ``chunk == 1`` is one loop whose every step projects its
+    own inputs (and, differentiated by the fused adjoint, accumulates the weight
+    gradients step by step: `jaxgru._fused_backward.stepwise_recurrence`). Reset steps
+    restart from ``reset_state`` ``(B, U)``.
 
     Returns ``(outputs (T, B, U), final Carry)``.
     """
     weights = gates.recurrent_weights(cell, params)
 
-    def run(carry, part):
-        xs, keep, reset = part
-        steps = Steps(gates.project_inputs(cell, params, xs, dropout.inputs), keep, reset)
-        outputs, carry = _loop(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
+    def run(carry, part, project_each_step=False):
+        outputs, carry = _loop(cell, params, weights, carry, reset_state, part, dropout, options, project_each_step)
         return carry, outputs
 
     length = sequence[0].shape[0]
     carry = Carry(h0, jnp.zeros_like(h0))
-    if chunk >= length:
-        carry, outputs = run(carry, sequence)
+    if chunk >= length or chunk == 1:
+        carry, outputs = run(carry, sequence, project_each_step=chunk < length)
         return outputs, carry
     count, rest = divmod(length, chunk)
     head = count * chunk
@@ -234,9 +264,11 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         also supports forward mode (`jax.jvp`). Both give the same values and gradients.
       time_chunk: project the inputs ``time_chunk`` steps at a time, each chunk right
         before its part of the loop (a positive int; ``>= T`` projects all steps at
-        once); None: `default_time_chunk` (all steps on GPU/TPU, cache-sized chunks on
-        CPU). Changes speed and memory locality only: the same results, up to float
-        rounding in the weight gradients' sums.
+        once; ``1`` projects inside the loop, step by step, and the fused backward then
+        accumulates the weight gradients step by step too); None: `default_time_chunk`
+        (all steps on GPU/TPU; on CPU cache-sized chunks, or single steps from
+        ``B*U >= 2^16``). Changes speed and memory locality only: the same results, up
+        to float rounding in the weight gradients' sums.
       masks, backward: the deprecated names of ``dropout_masks`` and ``gradient`` (they
         warn, and go in the next release).
 

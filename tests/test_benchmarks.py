@@ -1,4 +1,4 @@
-"""Every peer of the benchmark harness builds and runs its forward and train steps (no
+"""Every peer of the benchmark harness builds and runs its forward and both train steps (no
 timing here: speed lives in benchmarks/ and benchmarks/RESULTS.md)."""
 
 import numpy as np
@@ -25,3 +25,4 @@ def test_peer_runs_or_says_why_not(peer, problem):
     runner = PEERS[peer](PROBLEMS[problem])
     runner.forward()
     runner.train()
+    runner.params_only()

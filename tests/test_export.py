@@ -100,11 +100,11 @@ def test_linen_and_nnx_layers_export_with_symbolic_batch_and_time():
 
 
 def test_multi_platform_export_chunks_the_projection_on_cpu_only():
-    """At a shape the CPU default chunks (C*B*U <= 2^18, here 8 chunks of 4 steps), the
+    """At a shape the CPU default chunks (C*B*U <= 2^18, here 4 chunks of 8 steps), the
     chunking is chosen when lowering: a CPU lowering runs the chunks in an outer loop
     around the recurrence, a CUDA lowering projects all steps and runs one loop, and one
     export for both platforms carries both, selected by the platform it runs on."""
-    batch, steps, units = 256, 32, 256
+    batch, steps, units = 128, 32, 256
     cell = jaxgru.GRUCell(units)
     params = random_params(cell, D)
     spec = jax.ShapeDtypeStruct((batch, steps, D), jnp.float32)

@@ -67,10 +67,15 @@ CELLS = [
 ]
 
 
+# time_chunk=1: the loop that projects every step itself, with its stepwise adjoint
+LOOPS = {"projected": None, "stepwise": 1}
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
 @pytest.mark.parametrize("config", CELLS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_cell_configurations_match_autodiff(config):
+def test_cell_configurations_match_autodiff(config, loop):
     """With a mask (a fully masked row included), an initial state and dropout in training."""
-    assert_same_gradients(jaxgru.GRUCell(U, **config), training=True)
+    assert_same_gradients(jaxgru.GRUCell(U, **config), training=True, time_chunk=LOOPS[loop])
 
 
 CALLS = [
@@ -82,10 +87,11 @@ CALLS = [
 ]
 
 
+@pytest.mark.parametrize("loop", sorted(LOOPS))
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("call", CALLS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_call_options_match_autodiff(reset_after, call):
-    assert_same_gradients(jaxgru.GRUCell(U, reset_after=reset_after), **call)
+def test_call_options_match_autodiff(reset_after, call, loop):
+    assert_same_gradients(jaxgru.GRUCell(U, reset_after=reset_after), time_chunk=LOOPS[loop], **call)
 
 
 @pytest.mark.parametrize("time_chunk", [1, 4])
@@ -106,11 +112,13 @@ def test_time_chunks_match_one_projection(config, time_chunk, zero_output_for_ma
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_default_time_chunks_on_cpu_match_one_projection():
+@pytest.mark.parametrize("batch,steps,chunk", [(128, 17, 8), (256, 5, 1)])
+def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk):
     """At a batch and width where the CPU default chunks a sequence (C*B*U <= 2^18; here
-    T = 9 runs as 4 + 4 + 1 steps), outputs and gradients equal one projection's."""
-    batch, steps, units = 256, 9, 256
-    assert jax.default_backend() == "cpu" and default_time_chunk(steps, batch, units) == 4
+    T = 17 runs as 8 + 8 + 1 steps) or projects step by step (B*U >= 2^16), outputs and
+    gradients equal one projection's."""
+    units = 256
+    assert jax.default_backend() == "cpu" and default_time_chunk(steps, batch, units) == chunk
     cell = jaxgru.GRUCell(units)
     params = cell.init(jax.random.key(0), 2)
     x = jax.random.normal(jax.random.key(1), (batch, steps, 2))
@@ -122,14 +130,15 @@ def test_default_time_chunks_on_cpu_match_one_projection():
     chunked = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
     whole = jax.jit(jax.value_and_grad(functools.partial(loss, time_chunk=steps), argnums=(0, 1)))(params, x)
     for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
-        # kernel gradients sum T*B = 2304 rows, in chunks or at once: float32 rounding
+        # kernel gradients sum T*B rows, in chunks, step by step or at once: float32 rounding
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
 def test_default_time_chunk_projects_all_steps_on_accelerators_and_short_sequences():
     assert default_time_chunk(100, 32, 128) == 100  # 2^18 // (32*128) = 64: fewer than two chunks
     assert default_time_chunk(200, 32, 128) == 64
-    assert default_time_chunk(50, 256, 256) == 4
+    assert default_time_chunk(50, 128, 256) == 8
+    assert default_time_chunk(50, 256, 256) == 1  # B*U = 2^16: step by step
     assert default_time_chunk(50, 256, 256, "cuda") == 50
     assert default_time_chunk(50, 256, 256, "tpu") == 50
 

@@ -59,7 +59,7 @@ def loss_of(outputs, final):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("backward", ["fused", "autodiff"])
 @pytest.mark.parametrize("masked,dropout,time_chunk", [(False, False, None), (True, False, None),
-                                                       (True, True, 2), (False, True, 3)])
+                                                       (True, True, 2), (False, True, 3), (True, True, 1)])
 def test_resets_match_the_scanned_rnn_pattern(reset_after, backward, masked, dropout, time_chunk):
     cell = jaxgru.GRUCell(U, reset_after=reset_after, dropout=0.3 if dropout else 0.0,
                           recurrent_dropout=0.2 if dropout else 0.0)
@@ -226,7 +226,8 @@ def test_flax_layers_take_resets_and_seq_lengths_per_call():
 
 
 @pytest.mark.parametrize("backward", ["fused", "autodiff"])
-def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros(backward):
+@pytest.mark.parametrize("time_chunk", [None, 1])
+def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros(backward, time_chunk):
     """``reset_state``: the first segment starts from ``initial_state`` (the previous
     rollout's state), every reset from ``reset_state``; both get their own gradients."""
     cell = jaxgru.GRUCell(U)
@@ -235,7 +236,7 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
 
     def ours(params, x, h, z):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h, resets=RESETS, reset_state=z, mask=MASK,
-                                   gradient=backward))
+                                   gradient=backward, time_chunk=time_chunk))
 
     def reference(params, x, h, z):
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
