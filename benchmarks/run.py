@@ -1,6 +1,6 @@
 """Times jaxgru against every installed peer GRU; writes a markdown report and a PNG plot.
 
-    python -m benchmarks                 # the full run (about 20 minutes on 2 CPU cores)
+    python -m benchmarks                 # the full run (about 35 minutes on 2 CPU cores)
     python -m benchmarks --quick         # a smoke run: small shapes, few repetitions
     python -m benchmarks --out results/  # where benchmark_tables.md and gru_benchmark.png go
 

@@ -47,6 +47,15 @@ the input side ``xi_k`` to a recurrent term, so ``∂L/∂xi_k = dA_k`` (z, r, a
 reset_before's candidate) and ``∂L/∂xi_h = δ ⊙ ∂h'/∂xi_h`` (reset_after); autodiff of the
 projection outside turns them into ``∂L/∂W = Xᵀ dXi`` in one matmul.
 
+**Step by step** (`stepwise_recurrence`, the loop that projects each step's own inputs,
+``xi_t = x_t W + b``): the reverse loop computes each step's partials from that step's
+residuals and accumulates the weight gradients in its carry, ``∂L/∂U += (h_t⊙m_k)ᵀ
+dA_{k,t}``, ``∂L/∂W += (x_t⊙m_k)ᵀ dXi_{k,t}`` and the biases' sums over the batch rows
+of ``dXi_t`` (input side) and ``dA_t`` (recurrent side); it emits
+``∂L/∂x_t = Σ_k m_k ⊙ dXi_{k,t} W_kᵀ``. The same equations, summed step by step instead
+of in one matmul over the ``T·B`` rows: at large ``B·U`` one step's matmuls are large
+enough, and its operands are still in cache.
+
 **Masks and resets.** The reverse loop undoes `jaxgru._loop.forward`'s selects: at a
 masked step ``δ = 0`` and ``∂L/∂h`` passes the next step's cotangent through (the state is
 carried), and the cotangent of the repeated output flows to the previous step's output;
@@ -56,14 +65,15 @@ over every segment that starts from it) and none flows to the previous step.
 How the partials are computed: each ``∂h'/∂·`` above is the `jax.vjp` of the elementwise
 gate function (`gates.reset_after_new_state`; `gates.reset_gate_inputs` and
 `gates.reset_before_new_state` for reset_after=False) with a cotangent of ones, for all steps
-at once, off the sequential path. One rule serves every activation; it assumes
-elementwise activations (every Keras activation is; `supports` checks a custom one).
+at once, off the sequential path (step by step: for that step, inside the reverse loop).
+One rule serves every activation; it assumes elementwise activations (every Keras
+activation is; `supports` checks a custom one).
 
 Residuals: the states ``(T, B, U)`` and three ``(T, B, U)`` gate terms
 (`gates.recurrent_step_with_preactivations`: ``a_z, a_r`` and ``c_h`` or ``a_h``), plus
-``xi_h`` for reset_after; no matmul is recomputed. Per-gate arrays rather than one
-``(T, B, 3U)``: on XLA:CPU a buffer above glibc's 32 MiB mmap threshold is page-faulted
-anew on every call.
+``xi_h`` for reset_after (step by step, the forward loop emits it); no matmul is
+recomputed. Per-gate arrays rather than one ``(T, B, 3U)``: on XLA:CPU a buffer above
+glibc's 32 MiB mmap threshold is page-faulted anew on every call.
 
 Higher-order reverse mode (the gradient of a gradient) works: the backward pass is itself
 ordinary differentiable JAX. Forward mode (`jax.jvp`, `jax.jacfwd`) does not, as for every
@@ -82,7 +92,7 @@ import numpy as np
 from jax import lax
 
 from jaxgru import _gates as gates
-from jaxgru._loop import Carry, LoopOptions, Steps, forward
+from jaxgru._loop import Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru.cell import GRUCell
 
 __all__ = ["supports", "recurrence", "stepwise_recurrence"]
@@ -148,6 +158,7 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
                                    _reverse_init(d_final, keep, reset), (d_outputs, adjoint.partials, keep, reset),
                                    reverse=True, unroll=options.unroll)
     d_xi, d_weights = adjoint.cotangents(emitted)
+    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights, weights)
     d_xi = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
     d_carry, d_reset_state = _carry_cotangents(loop_carry, keep, h_start, reset_state)
     return d_weights, d_carry, d_reset_state, Steps(d_xi, None, None), None
@@ -156,7 +167,7 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def stepwise_recurrence(cell: GRUCell, options: LoopOptions, params: dict, carry: Carry,
+def stepwise_recurrence(cell: GRUCell, options: LoopOptions, forward_chunk: int, params: dict, carry: Carry,
                         reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
                         recurrent_masks: jax.Array | None):
     """`recurrence` for a loop that projects each step's inputs itself: ``steps.xi`` holds
@@ -168,10 +179,15 @@ def stepwise_recurrence(cell: GRUCell, options: LoopOptions, params: dict, carry
     ``∂L/∂U += (h_t⊙m_k)ᵀ dA_t``, ``∂L/∂W += (x_t⊙m_k)ᵀ dXi_t`` (the projection's `jax.vjp`)
     accumulated in the loop carry, so that no ``(T, B, ·)`` array of cotangents is stored
     and each step's operands are read while they are in cache. ``∂L/∂x_t = dXi_t Wᵀ`` is
-    emitted per step (and dropped by XLA when the inputs need no gradient). Returns
-    ``(outputs (T, B, U), final Carry)``.
+    emitted per step (and dropped by XLA when the inputs need no gradient).
+
+    Not differentiated, the same outputs are computed with the inputs projected
+    ``forward_chunk`` steps at a time before their part of the loop
+    (`jaxgru._loop.over_chunks`; ``1``: by every step of one loop), the faster forward
+    pass where it is not followed by this backward pass. Returns ``(outputs (T, B, U),
+    final Carry)``.
     """
-    return _stepwise(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks)
+    return _stepwise(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks)
 
 
 def _input_side(params: dict) -> dict:
@@ -179,18 +195,29 @@ def _input_side(params: dict) -> dict:
     return {name: value for name, value in params.items() if name in ("kernel", "bias")}
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _stepwise(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks):
-    outputs, final, _ = forward(cell, gates.recurrent_weights(cell, params), carry, reset_state, steps,
-                                recurrent_masks, options, project=_projection(cell, params, input_masks))
-    return outputs, final
-
-
 def _projection(cell, params, input_masks):
     return lambda x: gates.project_inputs(cell, params, x, input_masks)
 
 
-def _stepwise_fwd(cell, options, params, carry, reset_state, steps, input_masks, recurrent_masks):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _stepwise(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks):
+    weights = gates.recurrent_weights(cell, params)
+    project = _projection(cell, params, input_masks)
+    if forward_chunk == 1:
+        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
+                                    project=project)
+        return outputs, final
+
+    def run(carry, part):
+        xs, keep, reset = part
+        outputs, carry, _ = forward(cell, weights, carry, reset_state, Steps(project(xs), keep, reset),
+                                    recurrent_masks, options)
+        return carry, outputs
+
+    return over_chunks(run, carry, tuple(steps), forward_chunk)
+
+
+def _stepwise_fwd(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks):
     outputs, final, (states, terms, xi_h) = forward(
         cell, gates.recurrent_weights(cell, params), carry, reset_state, steps, recurrent_masks, options,
         keep_residuals=True, project=_projection(cell, params, input_masks))
@@ -198,13 +225,15 @@ def _stepwise_fwd(cell, options, params, carry, reset_state, steps, input_masks,
     return (outputs, final), residuals
 
 
-def _stepwise_bwd(cell, options, residuals, cotangents):
+def _stepwise_bwd(cell, options, forward_chunk, residuals, cotangents):
+    del forward_chunk  # the forward's layout when not differentiated
     params, h_start, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h = residuals
     d_outputs, d_final = cotangents
     weights, recurrent_vjp = jax.vjp(lambda p: gates.recurrent_weights(cell, p), params)
-    input_params = _input_side(params)
-    h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
     acc = gates.accumulation_dtype(weights.kernel.dtype)
+    # the projection's weight gradient x_tᵀ dXi_t, accumulated in `acc` like every sum here
+    input_params = jax.tree.map(lambda a: a.astype(acc), _input_side(params))
+    h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
 
     def body(carry, inputs):
         loop_carry, (d_input_params, d_weights) = carry
@@ -228,7 +257,7 @@ def _stepwise_bwd(cell, options, residuals, cotangents):
         (steps.xi, h_in, terms, xi_h, (d_outputs, steps.keep, steps.reset)), reverse=True, unroll=options.unroll)
     d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights, weights)
     (d_params,) = recurrent_vjp(d_weights)
-    d_params = {name: d + d_input_params[name].astype(d.dtype) if name in d_input_params else d
+    d_params = {name: (d + d_input_params[name]).astype(d.dtype) if name in d_input_params else d
                 for name, d in d_params.items()}
     d_carry, d_reset_state = _carry_cotangents(loop_carry, steps.keep, h_start, reset_state)
     return d_params, d_carry, d_reset_state, Steps(d_x, None, None), None, None
@@ -253,7 +282,8 @@ class _Adjoint(NamedTuple):
 
     ``partials``: the per-step ``(T, B, U)`` arrays the reverse step reads (scanned over);
     ``step(δ, partials_t) -> (∂L/∂h, emitted_t)``; ``cotangents(emitted)`` -> ``(∂L/∂xi,
-    ∂L/∂weights)`` from what every step emitted, stacked ``(T, B, U)``.
+    ∂L/∂weights)`` from what every step emitted, stacked ``(T, B, U)`` (the weights'
+    cotangents in `gates.accumulation_dtype`, cast by the caller once summed).
     """
 
     partials: Any
@@ -280,7 +310,7 @@ def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _
         d_kernel = _kernel_gradient(weights.kernel, h_in, recurrent_masks, d_a)
         d_bias = None
         if weights.bias is not None:  # ∂L/∂br = Σ_{t,b} dA
-            d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in d_a]).astype(weights.bias.dtype)
+            d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in d_a])
         return d_xi, gates.RecurrentWeights(d_kernel, d_bias)
 
     return _Adjoint((dh_da_z, dh_da_r, dh_dc_h, dh_dh), step, cotangents)
@@ -392,8 +422,9 @@ def _partials(fn, *args):
 
 
 def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
-    """``∂L/∂U`` ``(U, 3U)``: per gate, (its matmul input over all steps)ᵀ ``dA``, each a
-    single matmul over the ``T*B`` rows. ``candidate``: ``(r ⊙ h_h, dA_h)`` for reset_after=False."""
+    """``∂L/∂U`` ``(U, 3U)`` in `gates.accumulation_dtype`: per gate, (its matmul input over
+    all steps)ᵀ ``dA``, each a single matmul over the ``T*B`` rows. ``candidate``:
+    ``(r ⊙ h_h, dA_h)`` for reset_after=False."""
     acc = gates.accumulation_dtype(kernel.dtype)
 
     def contract(a, d):  # (T, B, U)ᵀ (T, B, N) -> (U, N)
@@ -403,4 +434,4 @@ def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
     blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a, strict=False)]
     if candidate is not None:
         blocks.append(contract(*candidate))
-    return jnp.concatenate(blocks, axis=1).astype(kernel.dtype)
+    return jnp.concatenate(blocks, axis=1)

@@ -37,7 +37,7 @@ from jaxgru import _gates as gates
 from jaxgru.cell import GRUCell
 from jaxgru.types import PyTree
 
-__all__ = ["Steps", "LoopOptions", "Carry", "GRADIENTS", "forward"]
+__all__ = ["Steps", "LoopOptions", "Carry", "GRADIENTS", "forward", "over_chunks"]
 
 GRADIENTS = ("fused", "autodiff")
 
@@ -141,3 +141,26 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
         return outputs, final, None
     terms, xi_h = terms
     return outputs, final, ((states if masked else outputs), terms, xi_h)
+
+
+def over_chunks(run: Callable, carry: PyTree, sequence: tuple, chunk: int) -> tuple[jax.Array, PyTree]:
+    """``run(carry, part) -> (carry, outputs)`` over the time-major arrays (or Nones) of
+    ``sequence`` in chunks of ``chunk`` steps, the carry crossing from chunk to chunk: an
+    outer `lax.scan` over the whole chunks, then one call on the ``T mod C`` remaining
+    steps (``chunk >= T``: one call on everything). Returns ``(outputs (T, ...), carry)``."""
+    length = sequence[0].shape[0]
+    if chunk >= length:
+        carry, outputs = run(carry, sequence)
+        return outputs, carry
+    count, rest = divmod(length, chunk)
+    head = count * chunk
+    if count == 1:
+        carry, outputs = run(carry, jax.tree.map(lambda a: a[:head], sequence))
+    else:
+        chunks = jax.tree.map(lambda a: a[:head].reshape(count, chunk, *a.shape[1:]), sequence)
+        carry, outputs = lax.scan(run, carry, chunks)
+        outputs = outputs.reshape(head, *outputs.shape[2:])
+    if rest:
+        carry, tail = run(carry, jax.tree.map(lambda a: a[head:], sequence))
+        outputs = jnp.concatenate([outputs, tail])
+    return outputs, carry

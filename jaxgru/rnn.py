@@ -17,17 +17,17 @@ On CPU the default (`default_time_chunk`) splits long sequences into chunks of `
 steps, each projected right before its part of the loop (`_chunked_recurrence`), with
 ``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused
 backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
-projection of a long sequence run out of cache. From ``B*U >= 2^16`` even a few steps'
-arrays do not fit, and the default is ``C = 1``: one loop whose every step projects its
-own ``(B, D)`` inputs, differentiated by a reverse loop that also accumulates the weight
-gradients step by step (`jaxgru._fused_backward.stepwise_recurrence`). Measurements:
-benchmarks/RESULTS.md. The results are the same either way, up to float rounding in the
-weight gradients (sums over chunks or steps instead of one sum over all steps). The
-platform is chosen when the program is lowered, not when it is traced
-(`jax.lax.platform_dependent`), so a `jax.export` for ``platforms=("cpu", "cuda")``
-chunks on CPU only. With symbolic shapes (`jax.export` with ``symbolic_shape("b, t")``)
-the default projects all steps at once on every platform; an explicit ``time_chunk``
-then needs a static ``T``.
+projection of a long sequence run out of cache. From ``B*U >= 2^16`` a differentiated
+call (fused gradient) runs step by step instead (`default_stepwise`): one loop whose
+every step projects its own ``(B, D)`` inputs, and a reverse loop that accumulates the
+weight gradients step by step (`jaxgru._fused_backward.stepwise_recurrence`); a call that
+is not differentiated keeps the chunks. Measurements: benchmarks/RESULTS.md. The results
+are the same either way, up to float rounding in the weight gradients (sums over chunks
+or steps instead of one sum over all steps). The platform is chosen when the program is
+lowered, not when it is traced (`jax.lax.platform_dependent`), so a `jax.export` for
+``platforms=("cpu", "cuda")`` chunks on CPU only. With symbolic shapes (`jax.export`
+with ``symbolic_shape("b, t")``) the default projects all steps at once on every
+platform; an explicit ``time_chunk`` then needs a static ``T``.
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -41,11 +41,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxgru import _fused_backward as fused_backward
 from jaxgru import _gates as gates
-from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward
+from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru._validation import (
     as_array,
     as_floating_array,
@@ -60,7 +61,7 @@ from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
 
 __all__ = ["CPU_CHUNK_ELEMENTS", "CPU_STEPWISE_ELEMENTS", "MERGE_MODES", "bidirectional", "check_bidirectional_params",
-           "default_time_chunk", "rnn"]
+           "default_stepwise", "default_time_chunk", "rnn"]
 
 MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 # Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
@@ -71,22 +72,28 @@ CPU_STEPWISE_ELEMENTS = 2 ** 16
 
 def default_time_chunk(steps: Any, batch: Any, units: int, platform: str = "cpu") -> Any:
     """The ``time_chunk`` `rnn` uses on ``platform`` when given None: ``T`` (one
-    projection) on GPU/TPU; on CPU:
-
-    * ``1`` (every step projects its own inputs, and the fused backward accumulates the
-      weight gradients step by step) where ``B*U >= CPU_STEPWISE_ELEMENTS``: one step's
-      matmuls are then large enough, and a few steps' arrays no longer fit in cache;
-    * else the largest ``C`` with ``C*B*U <= CPU_CHUNK_ELEMENTS``, or ``T`` where that
-      leaves fewer than two chunks (a short sequence gains nothing).
-
-    ``T`` also where a size is symbolic (`jax.export`). Measurements: benchmarks/RESULTS.md.
-    """
+    projection) on GPU/TPU; on CPU the largest ``C >= 1`` with ``C*B*U <=
+    CPU_CHUNK_ELEMENTS``, or ``T`` where that leaves fewer than two chunks (measured: a
+    short sequence gains nothing). ``T`` also where a size is symbolic (`jax.export`).
+    Differentiated by the fused adjoint on CPU, from ``B*U >= CPU_STEPWISE_ELEMENTS``,
+    the loop runs step by step instead (`default_stepwise`)."""
     if platform != "cpu" or not all(isinstance(n, int) for n in (steps, batch, units)):
         return steps
-    if batch * units >= CPU_STEPWISE_ELEMENTS:
-        return 1
     chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
     return steps if 2 * chunk > steps else chunk
+
+
+def default_stepwise(steps: Any, batch: Any, units: int, platform: str = "cpu") -> bool:
+    """Whether `rnn`, given ``time_chunk=None`` and differentiated by the fused adjoint
+    on ``platform``, runs one loop whose every step projects its own inputs and whose
+    reverse loop accumulates the weight gradients step by step (as ``time_chunk=1``):
+    on CPU where ``B*U >= CPU_STEPWISE_ELEMENTS``, where one step's matmuls are large
+    enough and a chunk of a few steps' arrays no longer fits in cache (measured:
+    benchmarks/RESULTS.md). A call that is not differentiated still projects
+    `default_time_chunk` steps at a time (measured faster for the forward pass)."""
+    sizes = (steps, batch, units)
+    return (platform == "cpu" and all(isinstance(n, int) for n in sizes) and steps > 1
+            and batch * units >= CPU_STEPWISE_ELEMENTS)
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
@@ -119,7 +126,9 @@ def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> 
     if tuple(lengths.shape) != batch_shape:
         raise ValueError(f"seq_lengths: expected shape {batch_shape} (the batch axes), got {tuple(lengths.shape)}.")
     if not isinstance(lengths, jax.core.Tracer) and lengths.size:
-        low, high = int(jnp.min(lengths)), int(jnp.max(lengths))
+        # numpy, not jnp: inside a trace jnp.min of a concrete array would be a tracer
+        values = np.asarray(lengths)
+        low, high = int(values.min()), int(values.max())
         if low < 0 or high > steps:
             raise ValueError(f"seq_lengths: expected lengths in [0, T] = [0, {steps}], "
                              f"got values from {low} to {high}.")
@@ -134,26 +143,20 @@ def _reversed_resets(resets: jax.Array) -> jax.Array:
     return entering[::-1]
 
 
-def _loop(cell: GRUCell, params: Params, weights: gates.RecurrentWeights, carry: Carry,
-          reset_state: jax.Array | None, sequence: tuple, dropout: DropoutMasks, options: LoopOptions,
-          project_each_step: bool):
+def _fused(cell: GRUCell, options: LoopOptions) -> bool:
+    """Whether the loop is differentiated by the fused adjoint (``options.gradient``; it
+    needs elementwise activations and no ``remat``), else by autodiff."""
+    return options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
+
+
+def _projected_loop(cell: GRUCell, params: Params, weights: gates.RecurrentWeights, carry: Carry,
+                    reset_state: jax.Array | None, sequence: tuple, dropout: DropoutMasks, options: LoopOptions):
     """`jaxgru._loop.forward`'s ``(outputs, final Carry)`` over ``sequence = (xs, keep,
-    reset)`` (as in `_chunked_recurrence`), the inputs projected all at once before the
-    loop, or by every step (``project_each_step``). ``weights``: ``params``' recurrent
-    side. Differentiated as ``options.gradient`` says (the fused adjoint needs
-    elementwise activations and no ``remat``; otherwise autodiff)."""
+    reset)``, the inputs projected for all its steps before the loop. ``weights``:
+    ``params``' recurrent side."""
     xs, keep, reset = sequence
-    fused = options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
-    if project_each_step:
-        steps = Steps(xs, keep, reset)
-        if fused:
-            return fused_backward.stepwise_recurrence(cell, options, params, carry, reset_state, steps,
-                                                      dropout.inputs, dropout.recurrent)
-        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options,
-                                    project=lambda x: gates.project_inputs(cell, params, x, dropout.inputs))
-        return outputs, final
     steps = Steps(gates.project_inputs(cell, params, xs, dropout.inputs), keep, reset)
-    if fused:
+    if _fused(cell, options):
         return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, dropout.recurrent)
     outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
     return outputs, final
@@ -161,44 +164,39 @@ def _loop(cell: GRUCell, params: Params, weights: gates.RecurrentWeights, carry:
 
 def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array,
                         reset_state: jax.Array | None, dropout: DropoutMasks, chunk: int,
-                        options: LoopOptions) -> tuple[jax.Array, Carry]:
+                        options: LoopOptions, stepwise: bool = False) -> tuple[jax.Array, Carry]:
     """Projects and runs ``sequence = (xs, keep, reset)`` (time-major: ``(T, B, D)`` and
     ``(T, B)`` flags or None) in chunks of ``chunk`` steps.
 
     Each chunk's input projection (three ``(C*B, D) @ (D, U)`` matmuls) runs right before
-    its part of the recurrence, inside an outer `lax.scan` over the chunks; the `Carry`
-    crosses chunk boundaries, so the result equals one projection of all ``T`` steps
-    followed by one scan. ``chunk >= T`` is exactly that. A last, shorter chunk takes the
-    ``T mod C`` remaining steps. ``chunk == 1`` is one loop whose every step projects its
-    own inputs (and, differentiated by the fused adjoint, accumulates the weight
-    gradients step by step: `jaxgru._fused_backward.stepwise_recurrence`). Reset steps
-    restart from ``reset_state`` ``(B, U)``.
+    its part of the recurrence, inside an outer `lax.scan` over the chunks
+    (`jaxgru._loop.over_chunks`); the `Carry` crosses chunk boundaries, so the result
+    equals one projection of all ``T`` steps followed by one scan. ``chunk >= T`` is
+    exactly that. Reset steps restart from ``reset_state`` ``(B, U)``.
+
+    ``stepwise``: one loop whose every step projects its own inputs. With the fused
+    gradient, `jaxgru._fused_backward.stepwise_recurrence`: differentiated, its reverse
+    loop accumulates the weight gradients step by step; not differentiated, it projects
+    ``chunk`` steps at a time as above (inside its one loop for ``chunk == 1``).
 
     Returns ``(outputs (T, B, U), final Carry)``.
     """
     weights = gates.recurrent_weights(cell, params)
+    carry = Carry(h0, jnp.zeros_like(h0))
+    if stepwise:
+        steps = Steps(*sequence)
+        if _fused(cell, options):
+            return fused_backward.stepwise_recurrence(cell, options, chunk, params, carry, reset_state, steps,
+                                                      dropout.inputs, dropout.recurrent)
+        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options,
+                                    project=lambda x: gates.project_inputs(cell, params, x, dropout.inputs))
+        return outputs, final
 
-    def run(carry, part, project_each_step=False):
-        outputs, carry = _loop(cell, params, weights, carry, reset_state, part, dropout, options, project_each_step)
+    def run(carry, part):
+        outputs, carry = _projected_loop(cell, params, weights, carry, reset_state, part, dropout, options)
         return carry, outputs
 
-    length = sequence[0].shape[0]
-    carry = Carry(h0, jnp.zeros_like(h0))
-    if chunk >= length or chunk == 1:
-        carry, outputs = run(carry, sequence, project_each_step=chunk < length)
-        return outputs, carry
-    count, rest = divmod(length, chunk)
-    head = count * chunk
-    if count == 1:
-        carry, outputs = run(carry, jax.tree.map(lambda a: a[:head], sequence))
-    else:
-        chunks = jax.tree.map(lambda a: a[:head].reshape(count, chunk, *a.shape[1:]), sequence)
-        carry, outputs = lax.scan(run, carry, chunks)
-        outputs = outputs.reshape(head, *outputs.shape[2:])
-    if rest:
-        carry, tail = run(carry, jax.tree.map(lambda a: a[head:], sequence))
-        outputs = jnp.concatenate([outputs, tail])
-    return outputs, carry
+    return over_chunks(run, carry, sequence, chunk)
 
 
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.Array | None = None,
@@ -265,10 +263,11 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
       time_chunk: project the inputs ``time_chunk`` steps at a time, each chunk right
         before its part of the loop (a positive int; ``>= T`` projects all steps at
         once; ``1`` projects inside the loop, step by step, and the fused backward then
-        accumulates the weight gradients step by step too); None: `default_time_chunk`
-        (all steps on GPU/TPU; on CPU cache-sized chunks, or single steps from
-        ``B*U >= 2^16``). Changes speed and memory locality only: the same results, up
-        to float rounding in the weight gradients' sums.
+        accumulates the weight gradients step by step too); None: all steps on GPU/TPU;
+        on CPU cache-sized chunks (`default_time_chunk`), and from ``B*U >= 2^16``,
+        when differentiated by the fused backward, step by step (`default_stepwise`).
+        Changes speed and memory locality only: the same results, up to float rounding
+        in the weight gradients' sums.
       masks, backward: the deprecated names of ``dropout_masks`` and ``gradient`` (they
         warn, and go in the next release).
 
@@ -338,17 +337,19 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         reset_state = reset_state.reshape(batch, cell.units)
     elif reset is not None:
         reset_state = h0
-    def recurrence(chunk):
-        return _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, chunk, options)
+    def recurrence(chunk, stepwise=False):
+        return _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, chunk, options,
+                                   stepwise)
 
     if time_chunk is not None:
-        outputs, final = recurrence(time_chunk)
+        outputs, final = recurrence(time_chunk, stepwise=time_chunk == 1)
     else:
         cpu_chunk = default_time_chunk(steps, batch, cell.units, "cpu")
-        if cpu_chunk == steps:
+        cpu_stepwise = _fused(cell, options) and default_stepwise(steps, batch, cell.units, "cpu")
+        if cpu_chunk == steps and not cpu_stepwise:
             outputs, final = recurrence(steps)
         else:  # decided when lowering, so that a multi-platform export chunks on CPU only
-            outputs, final = lax.platform_dependent(cpu=lambda: recurrence(cpu_chunk),
+            outputs, final = lax.platform_dependent(cpu=lambda: recurrence(cpu_chunk, cpu_stepwise),
                                                     default=lambda: recurrence(steps))
     final_state = final.state.reshape(*batch_shape, cell.units)
     if not return_sequences:

@@ -11,7 +11,7 @@ from jax.test_util import check_grads
 import jaxgru
 from helpers import random_params
 from jaxgru._fused_backward import supports
-from jaxgru.rnn import default_time_chunk
+from jaxgru.rnn import default_stepwise, default_time_chunk
 
 B, T, D, U = 3, 6, 4, 5
 
@@ -112,13 +112,15 @@ def test_time_chunks_match_one_projection(config, time_chunk, zero_output_for_ma
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("batch,steps,chunk", [(128, 17, 8), (256, 5, 1)])
-def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk):
+@pytest.mark.parametrize("batch,steps,chunk,stepwise", [(128, 17, 8, False), (256, 9, 4, True)])
+def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk, stepwise):
     """At a batch and width where the CPU default chunks a sequence (C*B*U <= 2^18; here
-    T = 17 runs as 8 + 8 + 1 steps) or projects step by step (B*U >= 2^16), outputs and
-    gradients equal one projection's."""
+    T = 17 runs as 8 + 8 + 1 steps, T = 9 as 4 + 4 + 1), and where differentiated it runs
+    step by step instead (B*U >= 2^16), outputs and gradients equal one projection's,
+    differentiated or not."""
     units = 256
     assert jax.default_backend() == "cpu" and default_time_chunk(steps, batch, units) == chunk
+    assert default_stepwise(steps, batch, units) == stepwise
     cell = jaxgru.GRUCell(units)
     params = cell.init(jax.random.key(0), 2)
     x = jax.random.normal(jax.random.key(1), (batch, steps, 2))
@@ -129,7 +131,9 @@ def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk):
 
     chunked = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
     whole = jax.jit(jax.value_and_grad(functools.partial(loss, time_chunk=steps), argnums=(0, 1)))(params, x)
-    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole)):
+    chunked += (jax.jit(functools.partial(jaxgru.rnn, cell))(params, x),)  # not differentiated
+    whole += (jaxgru.rnn(cell, params, x, time_chunk=steps),)
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole), strict=True):
         # kernel gradients sum T*B rows, in chunks, step by step or at once: float32 rounding
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
@@ -137,10 +141,12 @@ def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk):
 def test_default_time_chunk_projects_all_steps_on_accelerators_and_short_sequences():
     assert default_time_chunk(100, 32, 128) == 100  # 2^18 // (32*128) = 64: fewer than two chunks
     assert default_time_chunk(200, 32, 128) == 64
-    assert default_time_chunk(50, 128, 256) == 8
-    assert default_time_chunk(50, 256, 256) == 1  # B*U = 2^16: step by step
+    assert default_time_chunk(50, 256, 256) == 4
     assert default_time_chunk(50, 256, 256, "cuda") == 50
     assert default_time_chunk(50, 256, 256, "tpu") == 50
+    assert default_stepwise(50, 256, 256) and default_stepwise(50, 512, 128)  # B*U = 2^16
+    assert not default_stepwise(50, 128, 256) and not default_stepwise(1, 256, 256)
+    assert not default_stepwise(50, 256, 256, "cuda")
 
 
 def test_unrolled_loop_matches_autodiff():

@@ -67,11 +67,13 @@ def test_float32_state_is_what_keeps_long_memory_accurate(forward):
     assert 2 * relative_error(with_float32_state, outputs32) < relative_error(with_bf16_state, outputs32)
 
 
+@pytest.mark.parametrize("time_chunk", [None, 1], ids=["projected", "stepwise"])
 @pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
-def test_bf16_gradients_within_1e_2_of_float32_over_1000_steps(reset_after):
+def test_bf16_gradients_within_1e_2_of_float32_over_1000_steps(reset_after, time_chunk):
     """The default (fused) backward sums the weight gradients over all T*B rows in one
-    float32-accumulated matmul, so bfloat16 params train with float32-quality gradients
-    (autodiff of the scan instead adds up ``dU`` in bfloat16, step by step)."""
+    float32-accumulated matmul (step by step, with ``time_chunk=1``: into float32 sums),
+    so bfloat16 params train with float32-quality gradients (autodiff of the scan instead
+    adds up ``dU`` in bfloat16, step by step)."""
     cell = jaxgru.GRUCell(U, reset_after=reset_after)
     params = cell.init(jax.random.key(0), D)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(B, T, D)), jnp.float32)
@@ -79,7 +81,8 @@ def test_bf16_gradients_within_1e_2_of_float32_over_1000_steps(reset_after):
     @jax.jit
     def grads(params, x):
         def loss(params):
-            outputs, _ = jaxgru.rnn(cell, params, x, initial_state=jnp.zeros((B, U), jnp.float32))
+            outputs, _ = jaxgru.rnn(cell, params, x, initial_state=jnp.zeros((B, U), jnp.float32),
+                                    time_chunk=time_chunk)
             return jnp.mean(outputs ** 2)
         return jax.grad(loss)(params)
 

@@ -78,6 +78,18 @@ def test_bad_seq_lengths(lengths, error, match):
         jaxgru.bidirectional(CELL, BI_PARAMS, x, seq_lengths=lengths)
 
 
+def test_concrete_seq_lengths_closed_over_inside_jit_are_checked_not_traced():
+    """Lengths known when tracing (a concrete array captured by the jitted function) are
+    range-checked like lengths passed outside `jit`, not turned into a trace error."""
+    x = inputs(len(LENGTHS))
+    lengths = jnp.asarray(LENGTHS)
+    got = jax.jit(lambda x: jaxgru.rnn(CELL, PARAMS, x, seq_lengths=lengths))(x)
+    jax.tree.map(np.testing.assert_array_equal, got, jaxgru.rnn(CELL, PARAMS, x, seq_lengths=LENGTHS))
+    too_long = jnp.asarray([6, 2, 7, 4])
+    with pytest.raises(ValueError, match=r"seq_lengths: expected lengths in \[0, T\] = \[0, 6\], got values from 2 to 7"):
+        jax.jit(lambda x: jaxgru.rnn(CELL, PARAMS, x, seq_lengths=too_long))(x)
+
+
 def test_mask_and_seq_lengths_together_are_refused():
     x = inputs(len(LENGTHS))
     with pytest.raises(ValueError, match="mask, seq_lengths: pass one of them"):
