@@ -153,7 +153,7 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
     weights, h_start, reset_state, xi_h, keep, reset, recurrent_masks, states, terms = residuals
     d_outputs, d_final = cotangents
     h_in = _step_input_states(h_start, reset_state, states, reset)
-    adjoint = _adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms)
+    adjoint = _adjoint_builder(cell, weights, recurrent_masks)(h_in, xi_h, terms)
     loop_carry, emitted = lax.scan(functools.partial(_reverse_step, adjoint.step, keep is not None, options),
                                    _reverse_init(d_final, keep, reset), (d_outputs, adjoint.partials, keep, reset),
                                    reverse=True, unroll=options.unroll)
@@ -234,13 +234,13 @@ def _stepwise_bwd(cell, options, forward_chunk, residuals, cotangents):
     # the projection's weight gradient x_tᵀ dXi_t, accumulated in `acc` like every sum here
     input_params = jax.tree.map(lambda a: a.astype(acc), _input_side(params))
     h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
+    adjoint_at = _adjoint_builder(cell, weights, recurrent_masks)  # the kernel's blocks, sliced once
 
     def body(carry, inputs):
         loop_carry, (d_input_params, d_weights) = carry
         x_t, h_t, terms_t, xi_h_t, step_inputs = inputs
         # this step's adjoint: its partials, from its own residuals, as a one-step sequence
-        adjoint = _adjoint(cell, weights, recurrent_masks, h_t[None], None if xi_h_t is None else xi_h_t[None],
-                           tuple(a[None] for a in terms_t))
+        adjoint = adjoint_at(h_t[None], None if xi_h_t is None else xi_h_t[None], tuple(a[None] for a in terms_t))
         partials = jax.tree.map(lambda a: a[0], adjoint.partials)
         loop_carry, emitted = _reverse_step(adjoint.step, steps.keep is not None, options, loop_carry,
                                             (step_inputs[0], partials, *step_inputs[1:]))
@@ -291,13 +291,12 @@ class _Adjoint(NamedTuple):
     cotangents: Callable
 
 
-def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
+def _reset_after_adjoint(cell, weights, recurrent_masks, project_back, h_in, xi_h, terms) -> _Adjoint:
     """reset_after=True: the reverse step is ``dA = δ ⊙ ∂h'/∂(a_z, a_r, c_h)``,
     ``∂L/∂h = δ ⊙ z + Σ_k m_k ⊙ dA_k U_kᵀ``."""
     a_z, a_r, c_h = terms
     dh_da_z, dh_da_r, dh_dxi_h, dh_dc_h, dh_dh = _partials(functools.partial(gates.reset_after_new_state, cell),
                                                            a_z, a_r, xi_h, c_h, h_in)
-    project_back = _back_projection(weights.kernel, recurrent_masks, cell.units, gate_count=3)
 
     def step(delta, partials):
         dh_da_z, dh_da_r, dh_dc_h, dh_dh = partials
@@ -316,12 +315,12 @@ def _reset_after_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _
     return _Adjoint((dh_da_z, dh_da_r, dh_dc_h, dh_dh), step, cotangents)
 
 
-def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
+def _reset_before_adjoint(cell, weights, recurrent_masks, project_back, candidate_kernel, h_in, xi_h,
+                          terms) -> _Adjoint:
     """reset_after=False: ``dA_h = δ ⊙ ∂h'/∂a_h``, ``d(r⊙h) = dA_h U_hᵀ``, then z's and r's
     ``dA`` and ``∂L/∂h = δ ⊙ z + d(r⊙h) ⊙ ∂(r⊙h)/∂h + Σ_{z,r} m_k ⊙ dA_k U_kᵀ``."""
     del xi_h  # the candidate's input side is inside a_h
     a_z, a_r, a_h = terms
-    units = cell.units
     h_h = gates.candidate_state(h_in, recurrent_masks)
     (z, rh), reset_gate_vjp = jax.vjp(functools.partial(gates.reset_gate_inputs, cell), a_z, a_r, h_h)
     ones, zeros = jnp.ones_like(z), jnp.zeros_like(z)
@@ -329,8 +328,6 @@ def _reset_before_adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> 
     _, drh_da_r, drh_dh_h = reset_gate_vjp((zeros, ones))
     drh_dh = drh_dh_h if recurrent_masks is None else drh_dh_h * recurrent_masks[2]
     dh_da_h, dh_dz, dh_dh = _partials(functools.partial(gates.reset_before_new_state, cell), a_h, z, h_in)
-    candidate_kernel = weights.kernel[:, 2 * units:]
-    project_back = _back_projection(weights.kernel, recurrent_masks, units, gate_count=2)
 
     def step(delta, partials):
         dh_da_h, dh_dz, dz_da_z, drh_da_r, drh_dh, dh_dh = partials
@@ -357,10 +354,18 @@ def _back_projection(kernel, recurrent_masks, units, gate_count):
     return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks, strict=False))
 
 
-def _adjoint(cell, weights, recurrent_masks, h_in, xi_h, terms) -> _Adjoint:
-    """The cell's convention's `_Adjoint` over the steps of ``h_in`` ``(T, B, U)``."""
-    make = _reset_after_adjoint if cell.reset_after else _reset_before_adjoint
-    return make(cell, weights, recurrent_masks, h_in, xi_h, terms)
+def _adjoint_builder(cell, weights, recurrent_masks) -> Callable[..., _Adjoint]:
+    """``(h_in, xi_h, terms) -> _Adjoint``: the cell's convention's adjoint over the steps
+    of ``h_in`` ``(T, B, U)``. The kernel blocks its reverse step multiplies by are sliced
+    here, once, so that a loop building each step's adjoint (`stepwise_recurrence`) reads
+    them as loop constants instead of slicing the kernel at every step."""
+    units = cell.units
+    if cell.reset_after:
+        project_back = _back_projection(weights.kernel, recurrent_masks, units, gate_count=3)
+        return functools.partial(_reset_after_adjoint, cell, weights, recurrent_masks, project_back)
+    project_back = _back_projection(weights.kernel, recurrent_masks, units, gate_count=2)
+    candidate_kernel = weights.kernel[:, 2 * units:]
+    return functools.partial(_reset_before_adjoint, cell, weights, recurrent_masks, project_back, candidate_kernel)
 
 
 def _reverse_init(d_final: Carry, keep, reset):
