@@ -158,7 +158,7 @@ def _recurrence_bwd(cell, options, residuals, cotangents):
                                    _reverse_init(d_final, keep, reset), (d_outputs, adjoint.partials, keep, reset),
                                    reverse=True, unroll=options.unroll)
     d_xi, d_weights = adjoint.cotangents(emitted)
-    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights, weights)
+    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights.joined(), weights)
     d_xi = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
     d_carry, d_reset_state = _carry_cotangents(loop_carry, keep, h_start, reset_state)
     return d_weights, d_carry, d_reset_state, Steps(d_xi, None, None), None
@@ -195,14 +195,10 @@ def _input_side(params: dict) -> dict:
     return {name: value for name, value in params.items() if name in ("kernel", "bias")}
 
 
-def _projection(cell, params, input_masks):
-    return lambda x: gates.project_inputs(cell, params, x, input_masks)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _stepwise(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks):
     weights = gates.recurrent_weights(cell, params)
-    project = _projection(cell, params, input_masks)
+    project = gates.projection(cell, params, input_masks)
     if forward_chunk == 1:
         outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
                                     project=project)
@@ -220,7 +216,7 @@ def _stepwise(cell, options, forward_chunk, params, carry, reset_state, steps, i
 def _stepwise_fwd(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks):
     outputs, final, (states, terms, xi_h) = forward(
         cell, gates.recurrent_weights(cell, params), carry, reset_state, steps, recurrent_masks, options,
-        keep_residuals=True, project=_projection(cell, params, input_masks))
+        keep_residuals=True, project=gates.projection(cell, params, input_masks))
     residuals = (params, carry.state, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h)
     return (outputs, final), residuals
 
@@ -231,13 +227,15 @@ def _stepwise_bwd(cell, options, forward_chunk, residuals, cotangents):
     d_outputs, d_final = cotangents
     weights, recurrent_vjp = jax.vjp(lambda p: gates.recurrent_weights(cell, p), params)
     acc = gates.accumulation_dtype(weights.kernel.dtype)
-    # the projection's weight gradient x_tᵀ dXi_t, accumulated in `acc` like every sum here
-    input_params = jax.tree.map(lambda a: a.astype(acc), _input_side(params))
+    # the projection's weight gradient x_tᵀ dXi_t, accumulated in `acc` like every sum here,
+    # per gate block (split once, joined once after the loop)
+    input_weights, input_vjp = jax.vjp(lambda p: gates.input_weights(cell, p),
+                                       jax.tree.map(lambda a: a.astype(acc), _input_side(params)))
     h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
     adjoint_at = _adjoint_builder(cell, weights, recurrent_masks)  # the kernel's blocks, sliced once
 
     def body(carry, inputs):
-        loop_carry, (d_input_params, d_weights) = carry
+        loop_carry, (d_input_weights, d_weights) = carry
         x_t, h_t, terms_t, xi_h_t, step_inputs = inputs
         # this step's adjoint: its partials, from its own residuals, as a one-step sequence
         adjoint = adjoint_at(h_t[None], None if xi_h_t is None else xi_h_t[None], tuple(a[None] for a in terms_t))
@@ -245,18 +243,19 @@ def _stepwise_bwd(cell, options, forward_chunk, residuals, cotangents):
         loop_carry, emitted = _reverse_step(adjoint.step, steps.keep is not None, options, loop_carry,
                                             (step_inputs[0], partials, *step_inputs[1:]))
         d_xi, d_weights_t = adjoint.cotangents(jax.tree.map(lambda a: a[None], emitted))
-        _, project_vjp = jax.vjp(lambda p, x: gates.project_inputs(cell, p, x, input_masks), input_params, x_t)
-        d_input_params_t, d_x_t = project_vjp(gates.GateInputs(*(d[0].astype(terms_t[0].dtype) for d in d_xi)))
-        sums = jax.tree.map(lambda total, d: total + d.astype(acc), (d_input_params, d_weights),
-                            (d_input_params_t, d_weights_t))
+        _, project_vjp = jax.vjp(lambda w, x: gates.project(cell, w, x, input_masks), input_weights, x_t)
+        d_input_weights_t, d_x_t = project_vjp(gates.GateInputs(*(d[0].astype(terms_t[0].dtype) for d in d_xi)))
+        sums = jax.tree.map(lambda total, d: total + d.astype(acc), (d_input_weights, d_weights),
+                            (d_input_weights_t, d_weights_t))
         return (loop_carry, sums), d_x_t
 
-    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, acc), (input_params, weights))
-    (loop_carry, (d_input_params, d_weights)), d_x = lax.scan(
+    zeros = (jax.tree.map(lambda a: jnp.zeros(a.shape, acc), input_weights), _WeightBlocks.zeros(weights, acc))
+    (loop_carry, (d_input_weights, d_weights)), d_x = lax.scan(
         body, (_reverse_init(d_final, steps.keep, steps.reset), zeros),
         (steps.xi, h_in, terms, xi_h, (d_outputs, steps.keep, steps.reset)), reverse=True, unroll=options.unroll)
-    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights, weights)
+    d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weights.joined(), weights)
     (d_params,) = recurrent_vjp(d_weights)
+    (d_input_params,) = input_vjp(d_input_weights)
     d_params = {name: (d + d_input_params[name]).astype(d.dtype) if name in d_input_params else d
                 for name, d in d_params.items()}
     d_carry, d_reset_state = _carry_cotangents(loop_carry, steps.keep, h_start, reset_state)
@@ -282,8 +281,9 @@ class _Adjoint(NamedTuple):
 
     ``partials``: the per-step ``(T, B, U)`` arrays the reverse step reads (scanned over);
     ``step(δ, partials_t) -> (∂L/∂h, emitted_t)``; ``cotangents(emitted)`` -> ``(∂L/∂xi,
-    ∂L/∂weights)`` from what every step emitted, stacked ``(T, B, U)`` (the weights'
-    cotangents in `gates.accumulation_dtype`, cast by the caller once summed).
+    ∂L/∂weights)`` from what every step emitted, stacked ``(T, B, U)``; the weights'
+    cotangents as `_WeightBlocks`, in `gates.accumulation_dtype` (the caller joins and
+    casts them once summed).
     """
 
     partials: Any
@@ -309,8 +309,8 @@ def _reset_after_adjoint(cell, weights, recurrent_masks, project_back, h_in, xi_
         d_kernel = _kernel_gradient(weights.kernel, h_in, recurrent_masks, d_a)
         d_bias = None
         if weights.bias is not None:  # ∂L/∂br = Σ_{t,b} dA
-            d_bias = jnp.concatenate([jnp.sum(d, axis=(0, 1)) for d in d_a])
-        return d_xi, gates.RecurrentWeights(d_kernel, d_bias)
+            d_bias = tuple(jnp.sum(d, axis=(0, 1)) for d in d_a)
+        return d_xi, _WeightBlocks(d_kernel, d_bias)
 
     return _Adjoint((dh_da_z, dh_da_r, dh_dc_h, dh_dh), step, cotangents)
 
@@ -339,7 +339,7 @@ def _reset_before_adjoint(cell, weights, recurrent_masks, project_back, candidat
     def cotangents(emitted):
         d_a_zr, d_a_h = emitted
         d_kernel = _kernel_gradient(weights.kernel, h_in, recurrent_masks, d_a_zr, (rh, d_a_h))
-        return (*d_a_zr, d_a_h), gates.RecurrentWeights(d_kernel, None)
+        return (*d_a_zr, d_a_h), _WeightBlocks(d_kernel, None)
 
     return _Adjoint((dh_da_h, dh_dz, dz_da_z, drh_da_r, drh_dh, dh_dh), step, cotangents)
 
@@ -427,9 +427,9 @@ def _partials(fn, *args):
 
 
 def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
-    """``∂L/∂U`` ``(U, 3U)`` in `gates.accumulation_dtype`: per gate, (its matmul input over
-    all steps)ᵀ ``dA``, each a single matmul over the ``T*B`` rows. ``candidate``:
-    ``(r ⊙ h_h, dA_h)`` for reset_after=False."""
+    """``∂L/∂U`` as its three ``(U, U)`` gate blocks, in `gates.accumulation_dtype`: per
+    gate, (its matmul input over all steps)ᵀ ``dA``, each a single matmul over the ``T*B``
+    rows. ``candidate``: ``(r ⊙ h_h, dA_h)`` for reset_after=False."""
     acc = gates.accumulation_dtype(kernel.dtype)
 
     def contract(a, d):  # (T, B, U)ᵀ (T, B, N) -> (U, N)
@@ -439,4 +439,25 @@ def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
     blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a, strict=False)]
     if candidate is not None:
         blocks.append(contract(*candidate))
-    return jnp.concatenate(blocks, axis=1)
+    return tuple(blocks)
+
+
+class _WeightBlocks(NamedTuple):
+    """The recurrent weights' cotangents per gate block (`_Adjoint.cotangents`): three
+    ``(U, U)`` kernel blocks and three ``(U,)`` bias blocks or None, so that a loop sums
+    them step by step without concatenating at every step."""
+
+    kernel: tuple[jax.Array, ...]
+    bias: tuple[jax.Array, ...] | None
+
+    @classmethod
+    def zeros(cls, weights: gates.RecurrentWeights, dtype) -> _WeightBlocks:
+        def blocks(w):
+            return None if w is None else tuple(jnp.split(jnp.zeros(w.shape, dtype), 3, axis=-1))
+
+        return cls(blocks(weights.kernel), blocks(weights.bias))
+
+    def joined(self) -> gates.RecurrentWeights:
+        """As ``kernel (U, 3U)`` and ``bias (3U,)`` (or None)."""
+        return gates.RecurrentWeights(jnp.concatenate(self.kernel, axis=-1),
+                                      None if self.bias is None else jnp.concatenate(self.bias))

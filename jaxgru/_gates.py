@@ -20,7 +20,11 @@ reset_after=True (input bias ``bi = bias[0]``, recurrent bias ``br = bias[1]``):
 
 The input side (`project_inputs`) does not depend on ``h``, so the runner computes it
 outside its loop, for all timesteps at once or for a chunk of steps at a time (`jaxgru.rnn`'s
-``time_chunk``); only `recurrent_step` runs per step.
+``time_chunk``); only `recurrent_step` runs per step. A loop builds its step once,
+before the loop (`recurrent_stepper`, and `projection` for a loop that projects its own
+chunks or steps): the kernel's gate blocks are sliced there, since XLA does not hoist a
+slice of a loop constant out of a loop body, and a per-step copy of the kernel costs more
+than the step's arithmetic at small batch (measured in benchmarks/RESULTS.md).
 
 Precision: matmul operands are cast to the weight's dtype and accumulate in at least
 float32 (``preferred_element_type``); the gate arithmetic runs in that accumulation
@@ -29,6 +33,8 @@ dtype; the new state is returned in the dtype of the state passed in.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 import jax
@@ -82,14 +88,45 @@ def _blocks(a: jax.Array, units: int) -> list[jax.Array]:
     return jnp.split(a, a.shape[-1] // units, axis=-1)
 
 
+class InputWeights(NamedTuple):
+    """The input side split per gate: ``kernel``: three ``(D, U)`` blocks ``W_z, W_r,
+    W_h``; ``bias``: three ``(U,)`` blocks of the input bias, or None. A loop that
+    projects every step's inputs reads these blocks as loop constants (`input_weights`,
+    once before the loop) instead of splitting the kernel at every step."""
+
+    kernel: tuple[jax.Array, ...]
+    bias: tuple[jax.Array, ...] | None
+
+
+def input_weights(cell: GRUCell, params: dict) -> InputWeights:
+    """``params``' input side as per-gate blocks (`InputWeights`)."""
+    bias = input_bias(cell, params)
+    return InputWeights(tuple(_blocks(params["kernel"], cell.units)),
+                        None if bias is None else tuple(_blocks(bias, cell.units)))
+
+
 def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
                    input_masks: jax.Array | None = None) -> GateInputs:
-    """Input-side pre-activations for ``x`` of shape ``(..., D)``.
+    """Input-side pre-activations for ``x`` of shape ``(..., D)``: `project` with
+    ``params``' `input_weights`."""
+    return project(cell, input_weights(cell, params), x, input_masks)
+
+
+def projection(cell: GRUCell, params: dict, input_masks: jax.Array | None = None
+               ) -> Callable[[jax.Array], GateInputs]:
+    """``x -> project(cell, input_weights(cell, params), x, input_masks)``, for a loop that
+    projects its chunks or steps: the kernel is split into its gate blocks here, once,
+    not at every iteration (XLA does not hoist the slices out of the loop)."""
+    return functools.partial(project, cell, input_weights(cell, params), input_masks=input_masks)
+
+
+def project(cell: GRUCell, weights: InputWeights, x: jax.Array, input_masks: jax.Array | None = None) -> GateInputs:
+    """Input-side pre-activations ``x_k W_k + b_k`` for ``x`` of shape ``(..., D)``.
 
     ``input_masks`` ``(3, B, D)`` (or None) broadcast against ``x``'s trailing ``(B, D)``,
     so ``x`` may carry a leading time axis ``(T, B, D)``. Implementation 1 multiplies ``x``
-    by one mask per gate; otherwise (2, or legacy 0 as tf_keras's GRUCell computes it)
-    every gate sees ``x * input_masks[0]``, as Keras's implementation 2 does.
+    by one mask per gate (``x_k = x ⊙ m_k``); otherwise (2, or legacy 0 as tf_keras's
+    GRUCell computes it) every gate sees ``x ⊙ m_0``, as Keras's implementation 2 does.
 
     One matmul per gate block of the kernel: the same arithmetic as one ``x @ kernel``
     split in three, without the ``(..., 3U)`` intermediate. Over a whole sequence that
@@ -103,11 +140,53 @@ def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
         gate_inputs = tuple(x * m for m in input_masks)
     else:
         gate_inputs = (x * input_masks[0],) * 3
-    parts = [matmul(a, w) for a, w in zip(gate_inputs, _blocks(params["kernel"], cell.units), strict=False)]
-    bias = input_bias(cell, params)
-    if bias is not None:
-        parts = [p + b.astype(p.dtype) for p, b in zip(parts, _blocks(bias, cell.units), strict=False)]
+    parts = [matmul(a, w) for a, w in zip(gate_inputs, weights.kernel, strict=True)]
+    if weights.bias is not None:
+        parts = [p + b.astype(p.dtype) for p, b in zip(parts, weights.bias, strict=True)]
     return GateInputs(*parts)
+
+
+def recurrent_stepper(cell: GRUCell, weights: RecurrentWeights, recurrent_masks: jax.Array | None = None
+                      ) -> Callable[[jax.Array, GateInputs], tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]]:
+    """`recurrent_step_with_preactivations` as ``(h, xi) -> (h', terms)`` for a loop: the
+    kernel blocks the step multiplies by are sliced here, once, so that the loop reads them
+    as constants (XLA does not hoist the slices out of a loop body).
+
+    Without masks the recurrent matmul is one (``h @ U`` for reset_after, else
+    ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with ``recurrent_masks`` ``(3, B, U)``
+    each gate gets its own masked ``h`` and matmul, as Keras's implementation 1.
+    """
+    units = cell.units
+    kernel, bias = weights
+    gate_count = 3 if cell.reset_after else 2
+    if recurrent_masks is None:
+        gate_kernel = kernel[:, :gate_count * units]
+
+        def projections(h):
+            return tuple(_blocks(matmul(h, gate_kernel), units))
+
+        candidate_kernel = kernel[:, 2 * units:]
+    else:
+        blocks = _blocks(kernel, units)
+
+        def projections(h):
+            return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], blocks, strict=False))
+
+        candidate_kernel = blocks[2]
+    bias_blocks = (0.0, 0.0, 0.0) if bias is None else tuple(_blocks(bias, units))
+
+    def step(h, xi):
+        m = projections(h)
+        if cell.reset_after:
+            b_z, b_r, b_h = (b if bias is None else b.astype(xi.z.dtype) for b in bias_blocks)
+            a_z, a_r, c_h = xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h
+            return reset_after_new_state(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
+        a_z, a_r = xi.z + m[0], xi.r + m[1]
+        z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
+        a_h = xi.h + matmul(rh, candidate_kernel)
+        return reset_before_new_state(cell, a_h, z, h), (a_z, a_r, a_h)
+
+    return step
 
 
 def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
@@ -121,58 +200,25 @@ def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights,
     * otherwise: ``(a_z, a_r, a_h)`` with ``a_k = xi_k + h_k U_k`` for z and r and
       ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `reset_before_new_state`).
 
-    ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any).
+    ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any). In a loop,
+    build the step once with `recurrent_stepper`.
     """
-    units = cell.units
-    kernel, bias = weights
-    m = recurrent_projections(cell, kernel, h, recurrent_masks)
-    if cell.reset_after:
-        b_z, b_r, b_h = recurrent_bias_blocks(cell, bias, xi.z.dtype)
-        a_z, a_r, c_h = xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h
-        return reset_after_new_state(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
-    a_z, a_r = xi.z + m[0], xi.r + m[1]
-    z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
-    a_h = xi.h + matmul(rh, kernel[:, 2 * units:])
-    return reset_before_new_state(cell, a_h, z, h), (a_z, a_r, a_h)
+    return recurrent_stepper(cell, weights, recurrent_masks)(h, xi)
 
 
 def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
                    recurrent_masks: jax.Array | None = None) -> jax.Array:
     """One GRU update ``h' = z ⊙ h + (1 − z) ⊙ hh`` given the input-side ``xi``.
 
-    ``h``: ``(B, U)``; ``xi``: three ``(B, U)``; ``recurrent_masks``: ``(3, B, U)`` or None.
-    Without masks the recurrent matmul is one (one ``h @ U`` for reset_after, else
-    ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with masks each gate gets its own
-    masked ``h`` and matmul, as Keras's implementation 1.
+    ``h``: ``(B, U)``; ``xi``: three ``(B, U)``; ``recurrent_masks``: ``(3, B, U)`` or None
+    (the matmuls: `recurrent_stepper`).
     """
     return recurrent_step_with_preactivations(cell, weights, h, xi, recurrent_masks)[0]
-
-
-def recurrent_bias_blocks(cell: GRUCell, bias: jax.Array | None, dtype) -> tuple:
-    """The recurrent bias ``(3U,)`` as three ``(U,)`` blocks in ``dtype``, or three zeros."""
-    if bias is None:
-        return (0.0, 0.0, 0.0)
-    return tuple(_blocks(bias.astype(dtype), cell.units))
 
 
 def candidate_state(h: jax.Array, recurrent_masks: jax.Array | None) -> jax.Array:
     """``h_h``: the state as the candidate's branch sees it (times its recurrent mask, if any)."""
     return h if recurrent_masks is None else h * recurrent_masks[2]
-
-
-def recurrent_projections(cell: GRUCell, kernel: jax.Array, h: jax.Array,
-                          recurrent_masks: jax.Array | None = None) -> tuple[jax.Array, ...]:
-    """The matmuls of ``h`` a step makes before its gates, one ``(B, U)`` per gate.
-
-    reset_after: ``(h U_z, h U_r, h U_h)``; otherwise ``(h U_z, h U_r)`` (the candidate's
-    matmul needs ``r`` first, see `reset_gate_inputs`). Without masks one matmul of the
-    kernel's first blocks, split; with ``recurrent_masks`` ``(3, B, U)`` gate ``k`` multiplies ``h ⊙ mask_k``.
-    """
-    units = cell.units
-    gate_count = 3 if cell.reset_after else 2
-    if recurrent_masks is None:
-        return tuple(_blocks(matmul(h, kernel[:, :gate_count * units]), units))
-    return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], _blocks(kernel, units), strict=False))
 
 
 def reset_after_new_state(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, xi_h: jax.Array, c_h: jax.Array,

@@ -107,9 +107,11 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
     masked = steps.keep is not None
     keep_xi_h = keep_residuals and project is not None and cell.reset_after
 
+    step = gates.recurrent_stepper(cell, weights, recurrent_masks)  # the kernel's blocks, sliced once
+
     def gru(h, xi_t):
         xi_t = gates.GateInputs(*xi_t) if project is None else project(xi_t)
-        h_new, terms = gates.recurrent_step_with_preactivations(cell, weights, h, xi_t, recurrent_masks)
+        h_new, terms = step(h, xi_t)
         return h_new, (terms, xi_t.h if keep_xi_h else None)
 
     if options.remat:

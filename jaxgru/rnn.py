@@ -36,7 +36,7 @@ Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -149,13 +149,14 @@ def _fused(cell: GRUCell, options: LoopOptions) -> bool:
     return options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
 
 
-def _projected_loop(cell: GRUCell, params: Params, weights: gates.RecurrentWeights, carry: Carry,
-                    reset_state: jax.Array | None, sequence: tuple, dropout: DropoutMasks, options: LoopOptions):
+def _projected_loop(cell: GRUCell, project: Callable[[jax.Array], gates.GateInputs],
+                    weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None, sequence: tuple,
+                    dropout: DropoutMasks, options: LoopOptions):
     """`jaxgru._loop.forward`'s ``(outputs, final Carry)`` over ``sequence = (xs, keep,
-    reset)``, the inputs projected for all its steps before the loop. ``weights``:
-    ``params``' recurrent side."""
+    reset)``, the inputs projected for all its steps before the loop (``project``,
+    `gates.projection`). ``weights``: the recurrent side."""
     xs, keep, reset = sequence
-    steps = Steps(gates.project_inputs(cell, params, xs, dropout.inputs), keep, reset)
+    steps = Steps(project(xs), keep, reset)
     if _fused(cell, options):
         return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, dropout.recurrent)
     outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
@@ -182,6 +183,7 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
     Returns ``(outputs (T, B, U), final Carry)``.
     """
     weights = gates.recurrent_weights(cell, params)
+    project = gates.projection(cell, params, dropout.inputs)
     carry = Carry(h0, jnp.zeros_like(h0))
     if stepwise:
         steps = Steps(*sequence)
@@ -189,11 +191,11 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
             return fused_backward.stepwise_recurrence(cell, options, chunk, params, carry, reset_state, steps,
                                                       dropout.inputs, dropout.recurrent)
         outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options,
-                                    project=lambda x: gates.project_inputs(cell, params, x, dropout.inputs))
+                                    project=project)
         return outputs, final
 
     def run(carry, part):
-        outputs, carry = _projected_loop(cell, params, weights, carry, reset_state, part, dropout, options)
+        outputs, carry = _projected_loop(cell, project, weights, carry, reset_state, part, dropout, options)
         return carry, outputs
 
     return over_chunks(run, carry, sequence, chunk)
