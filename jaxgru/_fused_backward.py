@@ -171,7 +171,7 @@ def stepwise_recurrence(cell: GRUCell, options: LoopOptions, forward_chunk: int,
                         reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
                         recurrent_masks: jax.Array | None):
     """`recurrence` for a loop that projects each step's inputs itself: ``steps.xi`` holds
-    the inputs ``x`` ``(T, B, D)``, and every step computes ``gates.project_inputs`` of
+    the inputs ``x`` ``(T, B, D)``, and every step computes ``gates.project`` of
     its ``x_t`` (``input_masks`` ``(3, B, D)`` or None) before its recurrent matmul.
 
     The reverse loop then does, per step, what `recurrence` does for all steps after its

@@ -107,9 +107,20 @@ def input_weights(cell: GRUCell, params: dict) -> InputWeights:
 
 def project_inputs(cell: GRUCell, params: dict, x: jax.Array,
                    input_masks: jax.Array | None = None) -> GateInputs:
-    """Input-side pre-activations for ``x`` of shape ``(..., D)``: `project` with
-    ``params``' `input_weights`."""
-    return project(cell, input_weights(cell, params), x, input_masks)
+    """Input-side pre-activations for one step's ``x`` ``(B, D)`` (`GRUCell.step`): what
+    `project` computes with ``params``' `input_weights`, as one ``x @ kernel`` whose
+    ``(B, 3U)`` result is split per gate, where every gate sees the same ``x`` (no input
+    masks, or implementation 2): no copy of the kernel's blocks, which inside a user's
+    loop over steps would be made at every step."""
+    if input_masks is not None and cell.implementation == 1:
+        return project(cell, input_weights(cell, params), x, input_masks)
+    if input_masks is not None:
+        x = x * input_masks[0]
+    projected = matmul(x, params["kernel"])
+    bias = input_bias(cell, params)
+    if bias is not None:
+        projected = projected + bias.astype(projected.dtype)
+    return GateInputs(*_blocks(projected, cell.units))
 
 
 def projection(cell: GRUCell, params: dict, input_masks: jax.Array | None = None
