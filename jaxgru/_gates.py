@@ -18,7 +18,7 @@ reset_after=True (input bias ``bi = bias[0]``, recurrent bias ``br = bias[1]``):
 
     h' = z ⊙ h + (1 − z) ⊙ hh
 
-The input side (`project_inputs`) does not depend on ``h``, so the runner computes it
+The input side (`project`) does not depend on ``h``, so the runner computes it
 outside its loop, for all timesteps at once or for a chunk of steps at a time (`jaxgru.rnn`'s
 ``time_chunk``); only `recurrent_step` runs per step. A loop builds its step once,
 before the loop (`recurrent_stepper`, and `projection` for a loop that projects its own
@@ -169,21 +169,20 @@ def recurrent_stepper(cell: GRUCell, weights: RecurrentWeights, recurrent_masks:
     """
     units = cell.units
     kernel, bias = weights
-    gate_count = 3 if cell.reset_after else 2
+    gate_count = 3 if cell.reset_after else 2  # reset_before's candidate multiplies r ⊙ h, later
     if recurrent_masks is None:
-        gate_kernel = kernel[:, :gate_count * units]
+        gate_kernel = kernel if cell.reset_after else kernel[:, :gate_count * units]
+        candidate_kernel = None if cell.reset_after else kernel[:, 2 * units:]
 
         def projections(h):
             return tuple(_blocks(matmul(h, gate_kernel), units))
-
-        candidate_kernel = kernel[:, 2 * units:]
     else:
         blocks = _blocks(kernel, units)
+        candidate_kernel = blocks[2]
 
         def projections(h):
             return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], blocks, strict=False))
 
-        candidate_kernel = blocks[2]
     bias_blocks = (0.0, 0.0, 0.0) if bias is None else tuple(_blocks(bias, units))
 
     def step(h, xi):
