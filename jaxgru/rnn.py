@@ -151,15 +151,15 @@ def _fused(cell: GRUCell, options: LoopOptions) -> bool:
 
 def _projected_loop(cell: GRUCell, project: Callable[[jax.Array], gates.GateInputs],
                     weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None, sequence: tuple,
-                    dropout: DropoutMasks, options: LoopOptions):
+                    recurrent_masks: jax.Array | None, options: LoopOptions):
     """`jaxgru._loop.forward`'s ``(outputs, final Carry)`` over ``sequence = (xs, keep,
     reset)``, the inputs projected for all its steps before the loop (``project``,
     `gates.projection`). ``weights``: the recurrent side."""
     xs, keep, reset = sequence
     steps = Steps(project(xs), keep, reset)
     if _fused(cell, options):
-        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, dropout.recurrent)
-    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options)
+        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
+    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
     return outputs, final
 
 
@@ -182,20 +182,20 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
 
     Returns ``(outputs (T, B, U), final Carry)``.
     """
+    carry = Carry(h0, jnp.zeros_like(h0))
+    if stepwise and _fused(cell, options):  # it projects and differentiates by itself
+        return fused_backward.stepwise_recurrence(cell, options, chunk, params, carry, reset_state, Steps(*sequence),
+                                                  dropout.inputs, dropout.recurrent)
     weights = gates.recurrent_weights(cell, params)
     project = gates.projection(cell, params, dropout.inputs)
-    carry = Carry(h0, jnp.zeros_like(h0))
     if stepwise:
-        steps = Steps(*sequence)
-        if _fused(cell, options):
-            return fused_backward.stepwise_recurrence(cell, options, chunk, params, carry, reset_state, steps,
-                                                      dropout.inputs, dropout.recurrent)
-        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, dropout.recurrent, options,
+        outputs, final, _ = forward(cell, weights, carry, reset_state, Steps(*sequence), dropout.recurrent, options,
                                     project=project)
         return outputs, final
 
     def run(carry, part):
-        outputs, carry = _projected_loop(cell, project, weights, carry, reset_state, part, dropout, options)
+        outputs, carry = _projected_loop(cell, project, weights, carry, reset_state, part, dropout.recurrent,
+                                         options)
         return carry, outputs
 
     return over_chunks(run, carry, sequence, chunk)
