@@ -184,7 +184,7 @@ def plot_learning_curves(task: Task, history: History, path: Path) -> Path:
                 yscale="log", title="training loss")
     ax_loss.legend()
     ax_metric.plot(history.eval_steps, history.eval_metrics, marker="o", color="tab:green", label="GRU (test set)")
-    ax_metric.axhline(task.baseline, color="tab:red", linestyle="--", label=f"baseline: {task.baseline_name}")
+    ax_metric.axhline(task.baseline, color="tab:red", linestyle="--", label=f"baseline {task.baseline:.3g}: {task.baseline_name}")
     ax_metric.set(xlabel="step", ylabel=f"test {task.metric_name}", title=f"test {task.metric_name}")
     if not task.higher_is_better:
         ax_metric.set_yscale("log")
@@ -202,7 +202,7 @@ def plot_predictions(task: Task, outputs: np.ndarray, path: Path) -> Path:
         ax = fig.subplots()
         ax.scatter(test_y[:, 0], outputs[:, 0], s=6, alpha=0.5)
         ax.plot([0, 2], [0, 2], color="tab:red", linestyle="--", label="perfect prediction")
-        ax.axhline(1.0, color="gray", linestyle=":", label="mean predictor")
+        ax.axhline(1.0, color="gray", linestyle=":", label="always predicting the mean sum, 1")
         ax.set(xlabel="true sum", ylabel="predicted sum", xlim=(0, 2), ylim=(0, 2), aspect="equal",
                title=f"test set: {task.metric_name} {float(task.metric(outputs, test_y)):.2g}")
         ax.legend()

@@ -1,7 +1,7 @@
 """The documentation site stays true: its Python runs and its API reference names real objects.
 
-* Every ```python block of every page under docs/ runs, top to bottom, in one fresh
-  namespace per page (the blocks of a page build on each other, as a reader runs them).
+* Every ```python block of every page under docs/ runs alone, in a fresh namespace of its
+  own (one child interpreter per page), as a reader pastes it into a fresh interpreter.
 * Every ``::: name`` directive (mkdocstrings) names an importable object, and every name an
   explicit ``members:`` option lists exists on it.
 * Every name in ``jaxgru.__all__`` is documented by one of those directives.
@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from code_blocks import assert_blocks_run_alone, fenced_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(path for path in DOCS.rglob("*.md") if "notebooks" not in path.relative_to(DOCS).parts)
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+CODE_PAGES = [page for page in PAGES if fenced_blocks(page.read_text(encoding="utf-8"), "python")]
 DIRECTIVE = re.compile(r"^::: *([\w.]+)[ \t]*\n((?:(?:[ \t]+[^\n]*)?\n)*)", re.MULTILINE)
 MEMBERS = re.compile(r"^[ \t]+members:[ \t]*\[([^\]]*)\]", re.MULTILINE)
-
-
-def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
-    """``(line of the block's first code line, code)`` for every ```language block."""
-    return [(text.count("\n", 0, match.start(2)) + 1, match.group(2))
-            for match in FENCE.finditer(text) if match.group(1) == language]
 
 
 def directives() -> list[tuple[Path, str, list[str] | None]]:
@@ -67,13 +63,9 @@ def test_pages_exist():
         "docs/ has no ```python blocks to check"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(DOCS)) for page in PAGES])
-def test_python_blocks_run(page):
-    text = page.read_text(encoding="utf-8")
-    namespace = {"__name__": "__docs__"}
-    for line, code in fenced_blocks(text, "python"):
-        # Padded so that a traceback points at the page's own line numbers.
-        exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace)
+@pytest.mark.parametrize("page", CODE_PAGES, ids=[str(page.relative_to(DOCS)) for page in CODE_PAGES])
+def test_python_blocks_run_alone(page):
+    assert_blocks_run_alone(page)
 
 
 def test_api_directives_resolve():

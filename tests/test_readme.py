@@ -1,7 +1,7 @@
 """README.md stays true: its Python runs, its commands and paths name real things.
 
-* Every ```python block runs, top to bottom, in one fresh namespace (a README without any
-  fails: there would be nothing to check).
+* Every ```python block runs alone, in a fresh namespace of its own, as a reader pastes it
+  into a fresh interpreter (a README without any fails: there would be nothing to check).
 * Every command in a ```bash block is checked for what it names: ``python -m jaxgru ...``
   arguments parse with the real command line, ``python -m MODULE`` modules exist,
   ``python -c`` code runs, ``python FILE`` and repository paths exist, and
@@ -18,21 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from code_blocks import assert_blocks_run_alone, fenced_blocks, run_alone
 from jaxgru.__main__ import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SOURCE_DIRS = ("notebooks", "examples", "benchmarks", "jaxgru", "tests", "docs")
 REPO_PATH = re.compile(rf"\b(?:{'|'.join(SOURCE_DIRS)})/[\w./-]*\w")
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&"}
 PYTHONS = {"python", "python3"}
-
-
-def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
-    """``(line of the block's first code line, code)`` for every ```language block."""
-    return [(text.count("\n", 0, match.start(2)) + 1, match.group(2))
-            for match in FENCE.finditer(text) if match.group(1) == language]
 
 
 def shell_commands(text: str) -> list[tuple[int, list[str]]]:
@@ -87,14 +81,21 @@ def check_command(words: list[str]) -> None:
             assert (ROOT / path).exists(), f"no path {path}"
 
 
-def test_python_blocks_run():
-    text = README.read_text(encoding="utf-8")
-    blocks = fenced_blocks(text, "python")
-    assert blocks, "README.md has no ```python blocks to check"
-    namespace = {"__name__": "__readme__"}
-    for line, code in blocks:
-        # Padded so that a traceback points at the README's own line numbers.
-        exec(compile("\n" * (line - 1) + code, str(README), "exec"), namespace)
+def test_python_blocks_run_alone():
+    assert fenced_blocks(README.read_text(encoding="utf-8"), "python"), "README.md has no ```python blocks"
+    assert_blocks_run_alone(README)
+
+
+def test_a_block_that_needs_another_fails(tmp_path):
+    """The check itself: a name defined by an earlier block is not there; each failure is reported."""
+    page = tmp_path / "page.md"
+    page.write_text("```python\nimport math\nvalue = 2\n```\n\n```python\nprint(value)\n```\n\n"
+                    "```python\nmath.sqrt(4)\n```\n\n```python\nimport math\nassert math.sqrt(4) == 2\n```\n")
+    failures = run_alone(str(page), fenced_blocks(page.read_text(), "python"))
+    assert [(line, trace.strip().splitlines()[-1]) for line, trace in failures] == [
+        (7, "NameError: name 'value' is not defined"), (11, "NameError: name 'math' is not defined")]
+    with pytest.raises(AssertionError, match="block at line 7 fails alone"):
+        assert_blocks_run_alone(page)
 
 
 def test_shell_commands_name_real_things():
