@@ -45,22 +45,33 @@ class GRUCell:
 
     All methods are pure functions of their arguments; the cell holds no weights, state,
     masks or randomness, so it can be closed over or passed as a static argument of
-    `jax.jit` (equal configurations are equal and hash alike). See `jaxgru._gates` for the
-    math and the shapes.
+    `jax.jit` (equal configurations are equal and hash alike). The math, gate by gate, is
+    on the docs site's "The math" page; ``x`` is ``(B, D)``, ``h`` ``(B, U)``.
 
     Args:
       units: U, the size of the state and output.
-      activation, recurrent_activation: Keras names, ``None`` (identity) or callables.
+      activation: φ, the candidate's activation: a Keras name, ``None`` (identity) or a
+        callable.
+      recurrent_activation: σ, the gates' activation: a Keras name, ``None`` (identity)
+        or a callable.
       use_bias: whether the cell has a bias.
-      kernel_initializer, recurrent_initializer, bias_initializer: Keras names, Keras
-        config dicts or ``init(key, shape, dtype)`` callables (e.g. `jax.nn.initializers`).
-      kernel_regularizer, recurrent_regularizer, bias_regularizer: Keras names, config
-        dicts or ``w -> scalar`` callables; `penalty` sums them.
-      kernel_constraint, recurrent_constraint, bias_constraint: Keras names, config
-        dicts or ``w -> w`` callables; `constrain` applies them.
-      dropout, recurrent_dropout: rates, clipped to [0, 1]; active only for
-        ``0 < rate < 1`` and ``training=True`` (the rule of Keras's ``call``; a rate of 1
-        drops nothing, where tf_keras fails drawing its mask).
+      kernel_initializer: initializer of ``kernel`` ``(D, 3U)``: a Keras name, a Keras
+        config dict or an ``init(key, shape, dtype)`` callable (e.g. `jax.nn.initializers`).
+      recurrent_initializer: initializer of ``recurrent_kernel`` ``(U, 3U)``, as
+        ``kernel_initializer``.
+      bias_initializer: initializer of ``bias``, as ``kernel_initializer``.
+      kernel_regularizer: penalty on ``kernel``: a Keras name, a config dict or a
+        ``w -> scalar`` callable; `penalty` sums the three regularizers.
+      recurrent_regularizer: penalty on ``recurrent_kernel``, as ``kernel_regularizer``.
+      bias_regularizer: penalty on ``bias``, as ``kernel_regularizer``.
+      kernel_constraint: constraint on ``kernel``: a Keras name, a config dict or a
+        ``w -> w`` callable; `constrain` applies the three constraints.
+      recurrent_constraint: constraint on ``recurrent_kernel``, as ``kernel_constraint``.
+      bias_constraint: constraint on ``bias``, as ``kernel_constraint``.
+      dropout: input dropout rate, clipped to [0, 1]; active only for ``0 < rate < 1``
+        and ``training=True`` (the rule of Keras's ``call``; a rate of 1 drops nothing,
+        where tf_keras fails drawing its mask).
+      recurrent_dropout: recurrent (state) dropout rate, as ``dropout``.
       implementation: 1 (per-gate matmuls and masks) or 2 (one matmul for all gates); ``recurrent_dropout >
         0`` forces 1, as in Keras. The legacy 0 is kept and, like tf_keras's GRUCell,
         computes as 2 (tf_keras's GRU *layer* ``from_config`` rewrites it to 1; the two

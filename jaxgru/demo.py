@@ -184,7 +184,8 @@ def plot_learning_curves(task: Task, history: History, path: Path) -> Path:
                 yscale="log", title="training loss")
     ax_loss.legend()
     ax_metric.plot(history.eval_steps, history.eval_metrics, marker="o", color="tab:green", label="GRU (test set)")
-    ax_metric.axhline(task.baseline, color="tab:red", linestyle="--", label=f"baseline {task.baseline:.3g}: {task.baseline_name}")
+    ax_metric.axhline(task.baseline, color="tab:red", linestyle="--",
+                      label=f"baseline {task.baseline:.3g}: {task.baseline_name}")
     ax_metric.set(xlabel="step", ylabel=f"test {task.metric_name}", title=f"test {task.metric_name}")
     if not task.higher_is_better:
         ax_metric.set_yscale("log")

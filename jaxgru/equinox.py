@@ -5,9 +5,9 @@ Each module is an `eqx.Module` whose array fields are exactly the functional par
 ``(3U,)`` | ``(2, 3U)`` (None with ``use_bias=False``), created by the cell's own (Keras)
 initializers; the configuration is the static field ``cell`` (a hashable
 `jaxgru.GRUCell`). ``module.weights()`` (or ``module.params``) is the dict `jaxgru.rnn`
-takes, and ``Module.from_params(cell, params)`` wraps existing params. The gate math is
-in `jaxgru._gates` (Keras's [z, r, h] gate order, ``reset_after``), the cell options in
-`jaxgru.GRUCell`.
+takes, and ``Module.from_params(cell, params)`` wraps existing params. The gate math
+(Keras's [z, r, h] gate order, ``reset_after``) and the cell options are
+`jaxgru.GRUCell`'s.
 
 * `GRUCell`: one timestep, ``cell(x, state) -> new_state`` as `eqx.nn.GRUCell`.
 * `GRU`: Keras's ``GRU`` layer over `jaxgru.rnn`; returns ``(outputs, final_state)``.
@@ -243,7 +243,7 @@ class GRU(_Params):
     ``outputs`` ``(B, T, U)``, or the last output ``(B, U)`` without ``return_sequences``.
     With dropout active, ``key`` gives Keras's per-sequence masks (one draw per call).
 
-    ``GRU.from_params(cell, params, **options)`` wraps existing functional params::
+    ``GRU.from_params(cell, params, **options)`` wraps existing functional params:
 
         jaxgru.rnn(gru.cell, gru.weights(), x) == gru(x, inference=True)
     """

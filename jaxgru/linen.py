@@ -2,7 +2,7 @@
 
 Also importable as ``jaxgru.flax`` (the same objects).
 
-Each module's params are exactly the functional params dict of `jaxgru.GRUCell`::
+Each module's params are exactly the functional params dict of `jaxgru.GRUCell`:
 
     {"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}
 
@@ -22,7 +22,7 @@ Keras or PyTorch load into it unchanged. `Bidirectional` holds ``{"forward": par
 Dropout uses the ``"dropout"`` rng stream and is Keras's: the masks are drawn once per
 sequence and reused at every timestep. `GRU` and `Bidirectional` draw them once per call.
 A `GRUCell` draws them from ``make_rng("dropout")`` at every step, so inside `nn.RNN` the
-stream must be *broadcast* across the scan for the steps to share one key::
+stream must be *broadcast* across the scan for the steps to share one key:
 
     nn.RNN(GRUCell(U, dropout=0.2, deterministic=False),
            split_rngs={"params": False, "dropout": False})
@@ -310,7 +310,7 @@ class StackedGRU(_CellOptions):
     functional dict (or ``{"forward": params, "backward": params}`` when bidirectional)
     of a `GRU` named ``layers_k``, so `find_cells`, `penalty` and `constrain` reach every
     layer. ``layer_params(variables["params"])`` is the list
-    ``[variables["params"][f"layers_{k}"] for k in range(num_layers)]``, and::
+    ``[variables["params"][f"layers_{k}"] for k in range(num_layers)]``, and:
 
         jaxgru.stacked_rnn(module.cell, module.layer_params(variables["params"]), x,
                            bidirectional=module.bidirectional, merge_mode=module.merge_mode)
@@ -453,7 +453,7 @@ def _replace(tree: Mapping, path: Path, fn: Callable[[Any], Any]) -> Mapping:
 def constrain(cells: Cells, params: Mapping) -> Mapping:
     """``params`` with every jaxgru module's constraints applied (``cell.constrain``).
 
-    Keras applies constraints to the weights after each optimizer step; do the same::
+    Keras applies constraints to the weights after each optimizer step; do the same:
 
         params = optax.apply_updates(params, updates)
         params = jaxgru.flax.constrain(cells, params)

@@ -22,7 +22,7 @@ key comes from the call's ``rngs`` if given, else from the ``dropout`` stream of
 Keras's, drawn once per sequence: `GRU` draws one key per call (`Bidirectional` one per
 call, split between the directions); a `GRUCell` draws one per step, so inside `nnx.RNN`
 broadcast the stream across the scan to reuse it at every step (`nnx.RNN` still gives
-each call a new key)::
+each call a new key):
 
     nnx.RNN(GRUCell(D, U, dropout=0.2, rngs=rngs), broadcast_rngs="dropout")
 
@@ -352,7 +352,7 @@ class StackedGRU(_DropoutSwitch):
     Params: ``layers``, an ``nnx.List`` of one `GRU` per layer (a `Bidirectional` of two
     when bidirectional), so ``nnx.state(module, nnx.Param)`` is ``{"layers": {k: params}}``
     and `penalty` / `constrain` reach every layer; `weights` gives the ``layers`` list of
-    `jaxgru.stacked_rnn`::
+    `jaxgru.stacked_rnn`:
 
         jaxgru.stacked_rnn(module.cell, module.weights(), x, bidirectional=module.bidirectional,
                            merge_mode=module.merge_mode)

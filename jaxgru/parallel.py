@@ -11,7 +11,7 @@ loss, gradients and trained params equal the single-device ones up to float32
 summation order.
 
 Communication: the forward pass needs none. With the default fused backward
-(`jaxgru._fused_backward`) the time loop carries only ``dh`` and the weight gradients are
+(``gradient="fused"``) the time loop carries only ``dh`` and the weight gradients are
 matmuls over all timesteps after it, so gradients cross devices in one all-reduce per
 train step on every backend. With ``gradient="autodiff"`` each step adds its contribution
 to the recurrent weights' gradient inside the loop: XLA's GPU compiler sinks that
@@ -193,7 +193,8 @@ def make_train_step(loss_fn: Callable[[PyTree, PyTree, jax.Array | None], jax.Ar
         None); pass it on to `jaxgru.rnn` (``rng=key``) as is, see the module docstring.
       optimizer: an `optax.GradientTransformation`.
       mesh: the device mesh, e.g. `data_mesh()`.
-      axis, batch_dim: how the batch is split, as in `shard_batch`.
+      axis: the mesh axis the batch is split over, as in `shard_batch`.
+      batch_dim: the batch dimension of each input, as in `shard_batch`.
       constrain: applied to the params after each update, e.g. ``cell.constrain`` (Keras
         applies weight constraints after every optimizer step).
       donate: reuse the input params' and optimizer state's buffers for the outputs; the

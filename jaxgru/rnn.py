@@ -7,20 +7,19 @@ resets and states then follow the same batch axes.
 
 Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
 outside the loop, as one ``(C*B, D) @ (D, U)`` matmul per gate into three ``(C, B, U)``
-arrays for a chunk of ``C`` timesteps; the scan body (`jaxgru._loop.forward`) holds only
-the recurrent matmul and the gate arithmetic (`jaxgru._gates.recurrent_step`). Without a
-mask or resets the body does no selecting. By default the loop is differentiated by
-`jaxgru._fused_backward` (``gradient="fused"``).
+arrays for a chunk of ``C`` timesteps; the scan body holds only the recurrent matmul
+and the gate arithmetic. Without a mask or resets the body does no selecting. By default
+the loop is differentiated by a hand-written backward pass (``gradient="fused"``).
 
 ``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once (``C = T``).
 On CPU the default (`default_time_chunk`) splits long sequences into chunks of ``C``
-steps, each projected right before its part of the loop (`_chunked_recurrence`), with
+steps, each projected right before its part of the loop, with
 ``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused
 backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
 projection of a long sequence run out of cache. From ``B*U >= 2^16`` a differentiated
 call (fused gradient) runs step by step instead (`default_stepwise`): one loop whose
 every step projects its own ``(B, D)`` inputs, and a reverse loop that accumulates the
-weight gradients step by step (`jaxgru._fused_backward.stepwise_recurrence`); a call that
+weight gradients step by step; a call that
 is not differentiated keeps the chunks. Measurements: benchmarks/RESULTS.md. The results
 are the same either way, up to float rounding in the weight gradients (sums over chunks
 or steps instead of one sum over all steps). The platform is chosen when the program is
@@ -258,7 +257,7 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         step is kept, for long sequences. Implies ``gradient="autodiff"``.
       gradient: how the loop is differentiated. "fused" (default): the loop's
         hand-written backward pass
-        (`jaxgru._fused_backward`: one ``dh @ Uᵀ`` per step, weight gradients as single
+        (one ``dh @ Uᵀ`` per step, weight gradients as single
         matmuls after the loop), used when the activations are elementwise (all Keras
         activations are), else autodiff; "autodiff": JAX's autodiff of the scan, which
         also supports forward mode (`jax.jvp`). Both give the same values and gradients.
@@ -270,8 +269,10 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         when differentiated by the fused backward, step by step (`default_stepwise`).
         Changes speed and memory locality only: the same results, up to float rounding
         in the weight gradients' sums.
-      masks, backward: the deprecated names of ``dropout_masks`` and ``gradient`` (they
-        warn, and go in the next release).
+      masks: the deprecated name of ``dropout_masks`` (it warns, and goes in the next
+        release).
+      backward: the deprecated name of ``gradient`` (it warns, and goes in the next
+        release).
 
     Returns:
       ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
@@ -425,9 +426,10 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
       rng: split with ``jax.random.split(rng)`` into one key per direction
         (forward first); each direction draws its own masks once per sequence. For
         explicit masks, call `rnn` per direction with ``dropout_masks=``.
-      mask, seq_lengths, resets: as in `rnn`, for both directions; the backward direction
-        reads each reset segment backwards and restarts from its initial state when it
-        enters a segment.
+      mask: as in `rnn`, for both directions.
+      seq_lengths: as in `rnn`, for both directions.
+      resets: as in `rnn`, for both directions; the backward direction reads each reset
+        segment backwards and restarts from its initial state when it enters a segment.
       backward: the deprecated name of ``gradient`` (it warns, and goes in the next
         release; ``params["backward"]`` is the backward direction's params).
 

@@ -2,7 +2,7 @@
 
 Layer ``k`` of ``L`` runs `jaxgru.rnn` (or `jaxgru.bidirectional`) on the previous layer's
 output sequence; between layers (never after the last) PyTorch's dropout zeroes each
-element with probability ``p`` when training::
+element with probability ``p`` when training:
 
     x⁽⁰⁾ = inputs                                          (B, T, D)
     y⁽ᵏ⁾, h_n⁽ᵏ⁾ = layer_k(x⁽ᵏ⁾, h0⁽ᵏ⁾)                      (B, T, F_k), (dirs, B, U)
@@ -101,8 +101,10 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
         bidirectional), layer-major, forward before backward, which needs every layer
         and direction to have the same units; or a sequence of ``L * dirs`` states
         ``(B, U_j)`` in the same order (any units). Zeros when None.
-      mask, seq_lengths, resets: passed unchanged to every layer's `jaxgru.rnn` /
-        `jaxgru.bidirectional` call (each only when not None).
+      mask: passed unchanged to every layer's `jaxgru.rnn` / `jaxgru.bidirectional` call
+        (when not None).
+      seq_lengths: passed unchanged to every layer, as ``mask``.
+      resets: passed unchanged to every layer, as ``mask``.
       rng: PRNG key, needed when dropout is active (``training=True`` and either ``p > 0``
         with ``L > 1``, or cells with dropout). Split as
         ``layers_key, dropout_key = jax.random.split(rng)``: layer ``k`` gets
@@ -116,7 +118,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
       return_sequences: return the last layer's whole output sequence, or only its last
         output ``(B, F)``, as `jaxgru.rnn` / `jaxgru.bidirectional` returns it; the other
         layers always pass on their whole sequence.
-      **options: the rest of `jaxgru.rnn`'s keywords (``unroll``, ``remat``,
+      **options (Any): the rest of `jaxgru.rnn`'s keywords (``unroll``, ``remat``,
         ``backward``, ``time_chunk``, and ``go_backwards``, ``zero_output_for_mask`` for
         the unidirectional case), passed to every layer. Explicit per-sequence ``masks``
         are refused: each layer draws its own from ``rng``.

@@ -2,7 +2,7 @@
 
 cuDNN's GRU is the ``reset_after=True`` math with gate blocks [r, z, h]. Its canonical
 parameter buffer (what Keras's GPU path builds for ``CudnnRNNV3`` and what PyTorch's
-flattened ``nn.GRU`` weights hold) is one 1-D array of ``3U (D + U + 2)`` values::
+flattened ``nn.GRU`` weights hold) is one 1-D array of ``3U (D + U + 2)`` values:
 
     W_r, W_z, W_h, U_r, U_z, U_h, bi_r, bi_z, bi_h, br_r, br_z, br_h
 

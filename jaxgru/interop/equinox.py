@@ -1,7 +1,7 @@
 """Equinox ``eqx.nn.GRUCell`` <-> jaxgru params.
 
 ``eqx.nn.GRUCell`` works on unbatched vectors, weights stored (out, in) with gate blocks in
-[r, z, n] order, and computes::
+[r, z, n] order, and computes:
 
     r  = σ(W_ir x + b_r + W_hr h)
     z  = σ(W_iz x + b_z + W_hz h)
@@ -10,7 +10,7 @@
 
 with ``weight_ih (3U, D)``, ``weight_hh (3U, U)``, ``bias (3U,)`` and ``bias_n (U,)``
 (both None with ``use_bias=False``). That is Keras's ``reset_after=True`` math with
-sigmoid and tanh and no recurrent bias on z and r::
+sigmoid and tanh and no recurrent bias on z and r:
 
     kernel           = weight_ih.T with blocks [z, r, n]        (D, 3U)
     recurrent_kernel = weight_hh.T with blocks [z, r, n]        (U, 3U)

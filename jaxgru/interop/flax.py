@@ -1,7 +1,7 @@
 """Flax ``GRUCell`` weights (linen params, nnx modules) <-> jaxgru params.
 
 Flax's GRU cell (``flax.linen.GRUCell`` and ``flax.nnx.GRUCell``) computes, with
-``σ = gate_fn`` (default sigmoid) and ``φ = activation_fn`` (default tanh)::
+``σ = gate_fn`` (default sigmoid) and ``φ = activation_fn`` (default tanh):
 
     r  = σ(x W_ir + b_ir + h W_hr)
     z  = σ(x W_iz + b_iz + h W_hz)
@@ -9,12 +9,12 @@ Flax's GRU cell (``flax.linen.GRUCell`` and ``flax.nnx.GRUCell``) computes, with
     h' = (1 − z) ⊙ n + z ⊙ h
 
 which is Keras's ``reset_after=True`` math (``recurrent_activation=σ, activation=φ``) with
-no recurrent bias on z and r. Linen stores one ``Dense`` per gate and side::
+no recurrent bias on z and r. Linen stores one ``Dense`` per gate and side:
 
     {"ir": {"kernel": (D, U), "bias": (U,)}, "iz": {...}, "in": {...},
      "hr": {"kernel": (U, U)}, "hz": {"kernel": (U, U)}, "hn": {"kernel": (U, U), "bias": (U,)}}
 
-and the Keras layout is, gate blocks [z, r, h]::
+and the Keras layout is, gate blocks [z, r, h]:
 
     kernel           = [W_iz | W_ir | W_in]                  (D, 3U)
     recurrent_kernel = [W_hz | W_hr | W_hn]                  (U, 3U)
@@ -98,8 +98,10 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
         dict around them with single-entry wrappers, as ``nn.GRUCell(U).init(...)``
         (``{"params": {...}}``) or ``nn.RNN(nn.GRUCell(U)).init(...)``
         (``{"params": {"cell": {...}}}``) returns.
-      gate_fn, activation_fn: the module's ``gate_fn`` and ``activation_fn`` (params do
-        not record them): Keras names or callables, default Flax's sigmoid and tanh.
+      gate_fn: the module's ``gate_fn`` (params do not record it): a Keras name or a
+        callable; Flax's default is sigmoid.
+      activation_fn: the module's ``activation_fn`` (params do not record it): a Keras
+        name or a callable; Flax's default is tanh.
 
     Returns:
       ``(jaxgru.GRUCell(U, activation=activation_fn, recurrent_activation=gate_fn,

@@ -1,7 +1,7 @@
 """Haiku ``hk.GRU`` params <-> jaxgru params.
 
 ``hk.GRU`` stores ``w_i (D, 3U)``, ``w_h (U, 3U)`` and ``b (3U,)`` with gate blocks in
-[z, r, a] order and computes::
+[z, r, a] order and computes:
 
     z  = σ(x W_iz + h W_hz + b_z)
     r  = σ(x W_ir + h W_hr + b_r)
@@ -10,7 +10,7 @@
 
 This is Keras's ``reset_after=False`` math (reset before the recurrent matmul, one bias),
 except that the update gate weighs the other term. Since ``σ(−v) = 1 − σ(v)``, Keras's
-gate is Haiku's with its pre-activation negated::
+gate is Haiku's with its pre-activation negated:
 
     kernel           = [−W_iz | W_ir | W_ia]      (D, 3U)
     recurrent_kernel = [−W_hz | W_hr | W_ha]      (U, 3U)

@@ -1,6 +1,6 @@
 """Keras ``layer.get_weights()`` lists <-> jaxgru params.
 
-jaxgru params are Keras's own layout, so this is validation and naming, not reshuffling::
+jaxgru params are Keras's own layout, so this is validation and naming, not reshuffling:
 
     {"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}
 

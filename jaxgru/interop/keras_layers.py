@@ -4,7 +4,7 @@
 serialized form ``{"class_name": "GRU", "config": {...}}``) into the cell and the keyword
 arguments that make `jaxgru.rnn` (or `jaxgru.bidirectional`) compute what the layer
 computes; the weights come separately, from `jaxgru.from_keras` of the layer's
-``get_weights()``::
+``get_weights()``:
 
     cell, options = layer_from_config(layer.get_config())
     outputs, final_state = jaxgru.rnn(cell, jaxgru.from_keras(layer.get_weights()), x, **options)

@@ -1,14 +1,14 @@
 """ONNX's native ``GRU`` operator <-> jaxgru params: a one-node export and its reader.
 
 ONNX's ``GRU`` has Keras's gate order [z, r, h] and stores its weights (out, in), one
-block per direction ``d`` (0 forward, 1 backward)::
+block per direction ``d`` (0 forward, 1 backward):
 
     W [dirs, 3U, D]   W[d] = kernel (D, 3U) transposed
     R [dirs, 3U, U]   R[d] = recurrent_kernel (U, 3U) transposed
     B [dirs, 6U]      B[d] = [Wb; Rb], each (3U,) with blocks [z, r, h]
 
 With f the recurrent activation (Keras's ``recurrent_activation``) and g the activation
-(Keras's ``activation``), a step from ``h`` reads::
+(Keras's ``activation``), a step from ``h`` reads:
 
     z  = f(x Wzᵀ + h Rzᵀ + Wbz + Rbz)
     r  = f(x Wrᵀ + h Rrᵀ + Wbr + Rbr)
@@ -26,7 +26,7 @@ which is Keras's GRUCell:
 * no ``B`` input means zero biases: ``use_bias=False``.
 
 Activations that onnxruntime's GRU runs, by Keras name (tf_keras's definitions, as in
-`jaxgru.activations`)::
+`jaxgru.activations`):
 
     sigmoid -> Sigmoid          softsign     -> Softsign
     tanh    -> Tanh             softplus     -> Softplus

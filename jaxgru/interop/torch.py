@@ -1,7 +1,7 @@
 """PyTorch ``nn.GRU`` / ``nn.GRUCell`` state dicts <-> jaxgru params.
 
 ``nn.GRU`` computes the ``reset_after=True`` math (``n = tanh(x W_in + b_in + r ⊙ (h W_hn +
-b_hn))``) with gate blocks in [r, z, n] order and weights stored (out, in)::
+b_hn))``) with gate blocks in [r, z, n] order and weights stored (out, in):
 
     weight_ih_l{k}[_reverse] (3U, D)   = [W_r; W_z; W_h]ᵀ of Keras's kernel (D, 3U)
     weight_hh_l{k}[_reverse] (3U, U)   = the same for the recurrent kernel (U, 3U)
