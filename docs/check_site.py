@@ -12,7 +12,7 @@ It fails on:
   module (``jaxgru._gates``) anywhere on a page, code included;
 * a script, stylesheet or font loaded from ``http(s)://`` (the site must read offline);
 * TeX left unrendered in prose: ``$$``, ``\\(``, ``\\[``, ``\\begin{`` or ``$...$`` around a
-  TeX command.
+  TeX command, or a TeX ``&`` alignment mark left as a MathML symbol.
 
 Only the standard library is used, so it runs wherever ``mkdocs build`` ran.
 """
@@ -93,6 +93,8 @@ class _Page(HTMLParser):
             self.cell.append(data)
         for name in PRIVATE_NAME.findall(data):
             self.faults.append(f"private name {name!r}")
+        if self.stack and self.stack[-1][0] == "mi" and data.strip() in ("&", "\\"):
+            self.faults.append(f"math with a TeX alignment mark left as a symbol: {data.strip()!r}")
         if not any(tag in VERBATIM for tag, _ in self.stack):
             if "::" in data:
                 self.faults.append(f"literal '::' in {' '.join(data.split())[:80]!r}")

@@ -50,6 +50,7 @@ def test_clean_page_passes(tmp_path):
     ("<p>\\(x W_z\\)</p>", "unrendered math in '\\\\(x W_z\\\\)'"),
     ("<p>$$ z = 1 $$</p>", "unrendered math in '$$ z = 1 $$'"),
     ("<p>gate $\\sigma$ here</p>", "unrendered math in 'gate $\\\\sigma$ here'"),
+    ("<math><mi>z</mi><mi>&amp;</mi><mo>=</mo></math>", "math with a TeX alignment mark left as a symbol: '&'"),
 ])
 def test_each_fault_is_found(tmp_path, fault, expected):
     assert expected in faults_of(CLEAN.replace("</body>", fault + "</body>"), tmp_path)

@@ -16,12 +16,21 @@ import re
 
 from latex2mathml.converter import convert
 
+# latex2mathml reads align* (a table of aligned rows) but not aligned, its inline twin.
+_ALIASES = {"{aligned}": "{align*}"}
 _MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.DOTALL)
+
+
+def _tex(source: str) -> str:
+    tex = html.unescape(source).strip()
+    for name, alias in _ALIASES.items():
+        tex = tex.replace(name, alias)
+    return tex
 
 
 def _mathml(match: re.Match, page) -> str:
     display = "block" if match.group(2) == "[" else "inline"
-    tex = html.unescape(match.group(3)).strip()
+    tex = _tex(match.group(3))
     try:
         return convert(tex, display=display)
     except Exception as error:  # the converter raises several types; say where it failed
@@ -40,7 +49,7 @@ _DOLLARS = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.DOTALL)
 
 def _dollar_math(match: re.Match, page) -> str:
     block = match.group(1) is not None
-    tex = html.unescape(match.group(1) if block else match.group(2)).strip()
+    tex = _tex(match.group(1) if block else match.group(2))
     try:
         return convert(tex, display="block" if block else "inline")
     except Exception as error:
