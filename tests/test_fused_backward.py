@@ -43,6 +43,7 @@ def loss_fn(cell, backward, **options):
 
 
 def assert_same_gradients(cell, use_mask=True, **options):
+    """Fused and autodiff gradients agree (both jitted); returns the fused ``(value, grads)``."""
     params, x, h0, mask, rng = problem(cell)
     mask = mask if use_mask else None
     results = [jax.jit(jax.value_and_grad(loss_fn(cell, backward, **options), argnums=(0, 1, 2)))(
@@ -53,6 +54,7 @@ def assert_same_gradients(cell, use_mask=True, **options):
         assert g_fused.dtype == g_auto.dtype and g_fused.shape == g_auto.shape
         np.testing.assert_allclose(g_fused, g_auto, rtol=1e-5, atol=1e-5)
     assert float(jnp.max(jnp.abs(grads_fused[0]["recurrent_kernel"]))) > 0
+    return value_fused, grads_fused
 
 
 CELLS = [
@@ -102,14 +104,17 @@ def test_time_chunks_match_one_projection(config, time_chunk, zero_output_for_ma
     passes, against one projection of all steps differentiated by autodiff: state, carried
     output and their cotangents cross the chunk boundaries."""
     cell = jaxgru.GRUCell(U, **config)
-    assert_same_gradients(cell, time_chunk=time_chunk, zero_output_for_mask=zero_output_for_mask, training=True)
-    args = problem(cell)
-    reference = jax.value_and_grad(loss_fn(cell, "autodiff", time_chunk=T, training=True,
-                                           zero_output_for_mask=zero_output_for_mask), argnums=(0, 1, 2))(*args)
-    chunked = jax.value_and_grad(loss_fn(cell, "fused", time_chunk=time_chunk, training=True,
-                                         zero_output_for_mask=zero_output_for_mask), argnums=(0, 1, 2))(*args)
-    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(reference)):
+    chunked = assert_same_gradients(cell, time_chunk=time_chunk, zero_output_for_mask=zero_output_for_mask,
+                                    training=True)
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(one_projection(cell, zero_output_for_mask))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@functools.cache
+def one_projection(cell, zero_output_for_mask):
+    """Autodiff of one projection of all ``T`` steps (jitted; shared by the chunk sizes)."""
+    loss = loss_fn(cell, "autodiff", time_chunk=T, training=True, zero_output_for_mask=zero_output_for_mask)
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(*problem(cell))
 
 
 @pytest.mark.parametrize("batch,steps,chunk,stepwise", [(128, 17, 8, False), (256, 9, 4, True)])
@@ -178,7 +183,12 @@ def test_fused_gradients_match_finite_differences_to_second_order(x64, reset_aft
                           activation="softplus", recurrent_activation="sigmoid")
     params, x, h0, mask, rng = problem(cell, jnp.float64)
     loss = loss_fn(cell, "fused", training=True)
-    check_grads(jax.jit(lambda p, x, h0: loss(p, x, h0, mask, rng)), (params, x, h0), order=2, modes=["rev"])
+    args = (params, x, h0)
+    # order 2, reverse over reverse: the loss's VJP, then the VJP of its (jitted) gradient,
+    # each against finite differences; jitting the gradient compiles it once, not per call.
+    check_grads(jax.jit(lambda p, x, h0: loss(p, x, h0, mask, rng)), args, order=1, modes=["rev"])
+    check_grads(jax.jit(jax.grad(lambda p, x, h0: loss(p, x, h0, mask, rng), argnums=(0, 1, 2))), args,
+                order=1, modes=["rev"])
 
 
 def test_non_elementwise_activation_falls_back_to_autodiff():
