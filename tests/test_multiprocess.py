@@ -1,0 +1,208 @@
+"""`jaxgru.parallel` across processes: 2 processes of 2 CPU devices each, joined over
+loopback by `jax.distributed` with JAX's gloo CPU collectives, train as 1 process of 4
+devices; orbax checkpoints move between the two process counts; a process that dies
+stops the other.
+
+Every process is `multiprocess_worker.py`. One launch, two runs side by side:
+
+* 2 processes train from the initial params, each loading only its own rows, and save a
+  checkpoint after ``SAVE_AT`` steps; 1 process with 4 devices does the same;
+* each run then restores the other's checkpoint onto its own mesh and trains on;
+* the 2-process run keeps training until the test kills process 1; process 0 must then
+  exit non-zero within ``FAULT_BOUND_S``.
+
+The launcher has a hard deadline and fails as soon as a process exits early (a process
+waiting for a dead peer would otherwise hang until JAX's own timeouts); every process
+still alive is killed on the way out.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_worker.py")
+DEADLINE_S = 180  # the whole launch; it takes ~20-40 s on 2 busy cores
+HEARTBEAT_TIMEOUT_S = 5  # jax.distributed.initialize(heartbeat_timeout_seconds=...)
+FAULT_BOUND_S = HEARTBEAT_TIMEOUT_S + 15  # measured: 0.4-4 s after the kill
+FLOAT32_TOLERANCE = 1e-5  # 2 processes vs 1: the same sums in another order
+ADAM_B1 = 0.9  # the worker's optax.adam
+SAVE_AT = 3  # the worker's: steps before the checkpoint
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_command(out: str, devices: int, flags, num_processes: int = 1, process_id: int = 0,
+                   coordinator: str | None = None) -> list[str]:
+    command = [sys.executable, WORKER, "--out", out, "--devices", str(devices), *flags]
+    if num_processes > 1:
+        command += ["--coordinator", coordinator, "--num-processes", str(num_processes),
+                    "--process-id", str(process_id), "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT_S)]
+    return command
+
+
+class Processes:
+    """Runs of workers, started with `start`, each process writing its output to
+    ``out/<run>/process<i>.log``. A context manager: on exit, every process still running
+    is killed."""
+
+    def __init__(self, out: str):
+        self.out, self.deadline = out, time.monotonic() + DEADLINE_S
+        self.processes: dict[tuple[str, int], subprocess.Popen] = {}
+        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+        self.env.pop("XLA_FLAGS", None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def start(self, run: str, num_processes: int, devices: int, *flags: str, commands=None):
+        """``num_processes`` workers of ``devices`` CPU devices each, on a free loopback
+        port; ``commands`` replaces the workers' command lines (a list, one per process)."""
+        os.makedirs(os.path.join(self.out, run), exist_ok=True)
+        coordinator = f"127.0.0.1:{free_port()}"
+        for i in range(num_processes):
+            command = (commands[i] if commands else
+                       worker_command(os.path.join(self.out, run), devices, flags, num_processes, i, coordinator))
+            with open(self._log(run, i), "w") as log:
+                self.processes[run, i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                          env=self.env)
+
+    def _log(self, run: str, i: int) -> str:
+        return os.path.join(self.out, run, f"process{i}.log")
+
+    def output(self, run: str, i: int) -> str:
+        with open(self._log(run, i)) as f:
+            return f.read()
+
+    def fail(self, why: str):
+        logs = "\n".join(f"--- {run} process {i} (exit {p.poll()}):\n{self.output(run, i)[-3000:]}"
+                         for (run, i), p in self.processes.items())
+        pytest.fail(f"{why}\n{logs}")
+
+    def wait_until(self, ready) -> None:
+        """Polls until ``ready()``; fails as soon as any process exits non-zero, when every
+        process has exited without ``ready()``, or at the deadline."""
+        while not ready():
+            codes = {name: p.poll() for name, p in self.processes.items()}
+            if any(code not in (None, 0) for code in codes.values()):
+                self.fail(f"a process exited early: exit codes {codes}")
+            if all(code == 0 for code in codes.values()) and not ready():
+                self.fail("every process exited, unfinished")
+            if time.monotonic() > self.deadline:
+                self.fail(f"no result within {DEADLINE_S} s")
+            time.sleep(0.05)
+
+    def finished(self, run: str) -> bool:
+        return all(p.poll() == 0 for (r, _), p in self.processes.items() if r == run)
+
+    def result(self, run: str, i: int) -> dict:
+        with open(os.path.join(self.out, run, f"process{i}.json")) as f:
+            return json.load(f)
+
+
+def max_relative(a: dict, b: dict) -> float:
+    """max |a - b| / max |b| over the leaves of two ``{path: nested list}`` dicts."""
+    assert a.keys() == b.keys() and a
+    return max(float(np.max(np.abs(np.subtract(a[k], b[k]))) / np.max(np.abs(b[k]))) for k in a)
+
+
+def assert_exactly_equal(a: dict, b: dict):
+    assert a.keys() == b.keys() and a
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Both runs' results, then the survivor's exit code, how long it took to exit after
+    process 1 was killed, and its output."""
+    out = str(tmp_path_factory.mktemp("multiprocess"))
+    one_ckpt, two_ckpt = os.path.join(out, "ckpt_one"), os.path.join(out, "ckpt_two")
+    with Processes(out) as processes:
+        processes.start("two", 2, 2, "--train", "--save", two_ckpt, "--restore", one_ckpt, "--linger", "120")
+        processes.start("one", 1, 4, "--train", "--save", one_ckpt, "--restore", two_ckpt)
+        processes.wait_until(lambda: processes.finished("one")
+                             and all("lingering" in processes.output("two", i) for i in range(2)))
+        one = processes.result("one", 0)
+        two = [processes.result("two", i) for i in range(2)]
+        processes.processes["two", 1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        try:
+            code = processes.processes["two", 0].wait(timeout=FAULT_BOUND_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        return {"one": one, "two": two, "survivor": (code, time.monotonic() - killed, processes.output("two", 0))}
+
+
+def test_two_processes_train_as_one_process_with_four_devices(runs):
+    one, (first, second) = runs["one"], runs["two"]
+    for r in (first, second):
+        assert (r["process_count"], r["device_count"], r["local_rows"]) == (2, 4, 4)
+        assert r["batch_sharded"]
+    assert (one["process_count"], one["device_count"], one["local_rows"]) == (1, 4, 8)
+    # Both processes hold the same replicated results.
+    assert first["losses"] == second["losses"]
+    assert_exactly_equal(first["params"], second["params"])
+    np.testing.assert_allclose(first["losses"], one["losses"], rtol=FLOAT32_TOLERANCE)
+    assert first["losses"][-1] < first["losses"][0]
+    # Gradients at the initial params: Adam's first moment after one step, over (1 - b1).
+    grads = {k: np.divide(m, 1 - ADAM_B1) for k, m in first["first_moment"].items()}
+    reference = {k: np.divide(m, 1 - ADAM_B1) for k, m in one["first_moment"].items()}
+    assert all(np.all(g != 0) for g in reference.values())
+    assert max_relative(grads, reference) < FLOAT32_TOLERANCE
+    assert max_relative(first["params"], one["params"]) < FLOAT32_TOLERANCE
+
+
+def test_checkpoint_of_two_processes_resumes_in_one(runs):
+    one, two = runs["one"], runs["two"][0]
+    assert_exactly_equal(one["restored"], two["saved"])
+    assert one["restored_replicated_on_mesh"]
+    # From the same state: the 2-process run's own steps after the save.
+    np.testing.assert_allclose(one["resumed_losses"], two["losses"][SAVE_AT:], rtol=FLOAT32_TOLERANCE)
+    assert max_relative(one["resumed_params"], two["params"]) < FLOAT32_TOLERANCE
+
+
+def test_checkpoint_of_one_process_resumes_in_two(runs):
+    one = runs["one"]
+    for two in runs["two"]:
+        assert_exactly_equal(two["restored"], one["saved"])
+        assert two["restored_replicated_on_mesh"]
+        np.testing.assert_allclose(two["resumed_losses"], one["losses"][SAVE_AT:], rtol=FLOAT32_TOLERANCE)
+        assert max_relative(two["resumed_params"], one["params"]) < FLOAT32_TOLERANCE
+
+
+def test_a_killed_process_stops_the_survivor_with_an_error(runs):
+    code, seconds, output = runs["survivor"]
+    assert code is not None, f"process 0 still running {FAULT_BOUND_S} s after process 1 was killed:\n{output[-3000:]}"
+    assert code not in (0, 3), output[-3000:]  # 3: it trained on alone until its own deadline
+    assert seconds < FAULT_BOUND_S
+
+
+def test_launcher_fails_fast_when_a_process_exits_early(tmp_path):
+    """Process 1 exits at once (a bad argument): process 0, waiting for it in
+    `jax.distributed.initialize`, is killed and the launch fails within seconds."""
+    out, coordinator = str(tmp_path), f"127.0.0.1:{free_port()}"
+    commands = [worker_command(out, 2, [], 2, 0, coordinator), [sys.executable, WORKER, "--devices", "two"]]
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="exited early"):
+        with Processes(out) as processes:
+            processes.start("broken", 2, 2, commands=commands)
+            processes.wait_until(lambda: processes.finished("broken"))
+    assert time.monotonic() - started < 30
+    assert processes.processes["broken", 0].poll() is not None  # killed, not left waiting
