@@ -39,10 +39,17 @@ device at the next step, one all-gather per timestep, T latency-bound collective
 sequence against a ``3U^2`` weight that fits any device for any practical ``U``. Batch
 sharding has no per-step communication at all.
 
-Multi-host: call ``jax.distributed.initialize()`` first in every process (arguments, or
-the cluster environment, name the coordinator, the process count and this process's
-id). `data_mesh` then spans every process's devices, `shard_batch` takes each process's
-own part of the batch, and the same step runs unchanged.
+Several processes (hosts): call `jax.distributed.initialize` first in every process
+(arguments, or the cluster environment, name the coordinator, the process count and this
+process's id; CPU processes run their collectives with gloo). `data_mesh` then spans
+every process's devices, `replicate` needs the same values in every process,
+`shard_batch` takes each process's own rows (the global batch is their concatenation in
+process order), and the same step runs unchanged: its results equal one process holding
+all the devices. Replicated params and optimizer state are ordinary global arrays: orbax
+saves them from every process and restores them onto another mesh (another process
+count) given a target with that mesh's shardings. When a process dies, JAX's
+coordination service terminates the others (within ``heartbeat_timeout_seconds`` of
+`jax.distributed.initialize`).
 """
 
 from __future__ import annotations

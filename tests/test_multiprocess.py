@@ -9,7 +9,9 @@ Every process is `multiprocess_worker.py`. One launch, two runs side by side:
   checkpoint after ``SAVE_AT`` steps; 1 process with 4 devices does the same;
 * each run then restores the other's checkpoint onto its own mesh and trains on;
 * the 2-process run keeps training until the test kills process 1; process 0 must then
-  exit non-zero within ``FAULT_BOUND_S``.
+  exit non-zero within ``FAULT_BOUND_S``;
+* meanwhile `examples/train_data_parallel.py` runs as 2 local processes, as the parallel
+  guide starts it.
 
 The launcher has a hard deadline and fails as soon as a process exits early (a process
 waiting for a dead peer would otherwise hang until JAX's own timeouts); every process
@@ -27,10 +29,12 @@ import time
 import numpy as np
 import pytest
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "multiprocess_worker.py")
+EXAMPLE = os.path.join(ROOT, "examples", "train_data_parallel.py")
 DEADLINE_S = 180  # the whole launch; it takes ~20-40 s on 2 busy cores
 HEARTBEAT_TIMEOUT_S = 5  # jax.distributed.initialize(heartbeat_timeout_seconds=...)
-FAULT_BOUND_S = HEARTBEAT_TIMEOUT_S + 15  # measured: 0.4-4 s after the kill
+FAULT_BOUND_S = HEARTBEAT_TIMEOUT_S + 15  # measured: 4 s after the kill, on 2 cores at load 10-20
 FLOAT32_TOLERANCE = 1e-5  # 2 processes vs 1: the same sums in another order
 ADAM_B1 = 0.9  # the worker's optax.adam
 SAVE_AT = 3  # the worker's: steps before the checkpoint
@@ -73,15 +77,15 @@ class Processes:
 
     def start(self, run: str, num_processes: int, devices: int, *flags: str, commands=None):
         """``num_processes`` workers of ``devices`` CPU devices each, on a free loopback
-        port; ``commands`` replaces the workers' command lines (a list, one per process)."""
+        port; ``commands(coordinator)`` replaces the workers' command lines (one per process)."""
         os.makedirs(os.path.join(self.out, run), exist_ok=True)
         coordinator = f"127.0.0.1:{free_port()}"
+        env = {**self.env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
         for i in range(num_processes):
-            command = (commands[i] if commands else
+            command = (commands(coordinator)[i] if commands else
                        worker_command(os.path.join(self.out, run), devices, flags, num_processes, i, coordinator))
             with open(self._log(run, i), "w") as log:
-                self.processes[run, i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                          env=self.env)
+                self.processes[run, i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def _log(self, run: str, i: int) -> str:
         return os.path.join(self.out, run, f"process{i}.log")
@@ -128,16 +132,20 @@ def assert_exactly_equal(a: dict, b: dict):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Both runs' results, then the survivor's exit code, how long it took to exit after
-    process 1 was killed, and its output."""
-    out = str(tmp_path_factory.mktemp("multiprocess"))
+def launch(out: str) -> dict:
+    """Runs the launch of the module docstring: both runs' results, the survivor's exit
+    code, how long it took to exit after process 1 was killed and its output, and the
+    example's output."""
     one_ckpt, two_ckpt = os.path.join(out, "ckpt_one"), os.path.join(out, "ckpt_two")
     with Processes(out) as processes:
         processes.start("two", 2, 2, "--train", "--save", two_ckpt, "--restore", one_ckpt, "--linger", "120")
         processes.start("one", 1, 4, "--train", "--save", one_ckpt, "--restore", two_ckpt)
-        processes.wait_until(lambda: processes.finished("one")
+        # The example, as the parallel guide starts it (smaller), checkpointing too.
+        processes.start("example", 2, 2, commands=lambda coordinator: [
+            [sys.executable, EXAMPLE, "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i),
+             "--steps", "2", "--global-batch", "8", "--seq-len", "4", "--units", "4",
+             "--checkpoint", os.path.join(out, "ckpt_example")] for i in range(2)])
+        processes.wait_until(lambda: processes.finished("one") and processes.finished("example")
                              and all("lingering" in processes.output("two", i) for i in range(2)))
         one = processes.result("one", 0)
         two = [processes.result("two", i) for i in range(2)]
@@ -147,10 +155,11 @@ def runs(tmp_path_factory):
             code = processes.processes["two", 0].wait(timeout=FAULT_BOUND_S)
         except subprocess.TimeoutExpired:
             code = None
-        return {"one": one, "two": two, "survivor": (code, time.monotonic() - killed, processes.output("two", 0))}
+        return {"one": one, "two": two, "survivor": (code, time.monotonic() - killed, processes.output("two", 0)),
+                "example": processes.output("example", 0)}
 
 
-def test_two_processes_train_as_one_process_with_four_devices(runs):
+def check_two_processes_train_as_one_process_with_four_devices(runs):
     one, (first, second) = runs["one"], runs["two"]
     for r in (first, second):
         assert (r["process_count"], r["device_count"], r["local_rows"]) == (2, 4, 4)
@@ -169,7 +178,7 @@ def test_two_processes_train_as_one_process_with_four_devices(runs):
     assert max_relative(first["params"], one["params"]) < FLOAT32_TOLERANCE
 
 
-def test_checkpoint_of_two_processes_resumes_in_one(runs):
+def check_checkpoint_of_two_processes_resumes_in_one(runs):
     one, two = runs["one"], runs["two"][0]
     assert_exactly_equal(one["restored"], two["saved"])
     assert one["restored_replicated_on_mesh"]
@@ -178,7 +187,7 @@ def test_checkpoint_of_two_processes_resumes_in_one(runs):
     assert max_relative(one["resumed_params"], two["params"]) < FLOAT32_TOLERANCE
 
 
-def test_checkpoint_of_one_process_resumes_in_two(runs):
+def check_checkpoint_of_one_process_resumes_in_two(runs):
     one = runs["one"]
     for two in runs["two"]:
         assert_exactly_equal(two["restored"], one["saved"])
@@ -187,22 +196,39 @@ def test_checkpoint_of_one_process_resumes_in_two(runs):
         assert max_relative(two["resumed_params"], one["params"]) < FLOAT32_TOLERANCE
 
 
-def test_a_killed_process_stops_the_survivor_with_an_error(runs):
+def check_a_killed_process_stops_the_survivor_with_an_error(runs):
     code, seconds, output = runs["survivor"]
     assert code is not None, f"process 0 still running {FAULT_BOUND_S} s after process 1 was killed:\n{output[-3000:]}"
     assert code not in (0, 3), output[-3000:]  # 3: it trained on alone until its own deadline
     assert seconds < FAULT_BOUND_S
 
 
+def check_example_runs_as_two_local_processes(runs):
+    output = runs["example"]
+    assert "4 devices (2 processes), mesh {'data': 4}, global batch 8" in output
+    assert "step    1  train MSE" in output and "saved step 2" in output
+
+
+def test_two_processes_train_resume_and_stop_as_one_process(tmp_path):
+    """One test for the one launch (under pytest-xdist, tests sharing a fixture may land in
+    different workers, each launching everything again)."""
+    runs = launch(str(tmp_path))
+    check_two_processes_train_as_one_process_with_four_devices(runs)
+    check_checkpoint_of_two_processes_resumes_in_one(runs)
+    check_checkpoint_of_one_process_resumes_in_two(runs)
+    check_a_killed_process_stops_the_survivor_with_an_error(runs)
+    check_example_runs_as_two_local_processes(runs)
+
+
 def test_launcher_fails_fast_when_a_process_exits_early(tmp_path):
     """Process 1 exits at once (a bad argument): process 0, waiting for it in
     `jax.distributed.initialize`, is killed and the launch fails within seconds."""
-    out, coordinator = str(tmp_path), f"127.0.0.1:{free_port()}"
+    out, coordinator = str(tmp_path), f"127.0.0.1:{free_port()}"  # process 0 waits on it in vain
     commands = [worker_command(out, 2, [], 2, 0, coordinator), [sys.executable, WORKER, "--devices", "two"]]
     started = time.monotonic()
     with pytest.raises(pytest.fail.Exception, match="exited early"):
         with Processes(out) as processes:
-            processes.start("broken", 2, 2, commands=commands)
+            processes.start("broken", 2, 2, commands=lambda _: commands)
             processes.wait_until(lambda: processes.finished("broken"))
     assert time.monotonic() - started < 30
     assert processes.processes["broken", 0].poll() is not None  # killed, not left waiting
