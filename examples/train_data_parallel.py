@@ -89,6 +89,9 @@ def main():
         initialize_distributed(args)
 
     mesh = parallel.data_mesh()
+    if args.global_batch % jax.device_count():
+        parser.error(f"--global-batch: expected a multiple of the {jax.device_count()} devices, "
+                     f"got {args.global_batch}")
     local_batch = args.global_batch // jax.process_count()
     log(f"{jax.device_count()} devices ({jax.process_count()} processes), mesh {dict(mesh.shape)}, "
         f"global batch {args.global_batch}")
