@@ -124,3 +124,31 @@ def check_key(key: Any, argument: str) -> jax.Array:
         raise TypeError(f"{argument}: expected one PRNG key (jax.random.key(seed), or jax.random.PRNGKey(seed)), "
                         f"got {description}.")
     return key
+
+
+def as_integer_array(value: Any, argument: str, expected: str, accepts_dtype: Callable[[Any], bool],
+                     low: int, high: int, allowed: str) -> tuple[jax.Array, bool]:
+    """``value`` as a JAX array of integers (or booleans, where ``accepts_dtype`` admits
+    them) whose entries lie in ``[low, high]``; returns ``(array, traced)``.
+
+    A concrete value (NumPy, a list, a concrete JAX array) is checked on the host with
+    NumPy *before* any cast, so an ``np.int64`` or ``uint64`` beyond int32 is refused
+    rather than wrapped by JAX's 32-bit default: a ValueError saying ``allowed`` (e.g.
+    "lengths in [0, T] = [0, 6]"). A traced value cannot be checked here: ``traced`` is
+    True and the caller checks it in the program (`invalid_rows`).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return as_array(value, argument, expected, accepts_dtype), True
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{argument}: expected {expected}, got {value!r}.")
+    try:
+        host = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"{argument}: expected {expected}, got {type(value).__name__} ({error}).") from None
+    if not accepts_dtype(host.dtype):
+        raise TypeError(f"{argument}: expected {expected}, got dtype {host.dtype}.")
+    if host.dtype != np.bool_ and host.size:
+        smallest, largest = host.min(), host.max()  # NumPy integers: exact, no wrap-around
+        if smallest < low or largest > high:
+            raise ValueError(f"{argument}: expected {allowed}, got values from {smallest} to {largest}.")
+    return (value if isinstance(value, jax.Array) else jnp.asarray(host)), False

@@ -34,6 +34,7 @@ Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -47,8 +48,8 @@ from jaxgru import _fused_backward as fused_backward
 from jaxgru import _gates as gates
 from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru._validation import (
-    as_array,
     as_floating_array,
+    as_integer_array,
     as_state,
     check_flags,
     check_key,
@@ -96,42 +97,68 @@ def default_stepwise(steps: Any, batch: Any, units: int, platform: str = "cpu") 
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
-                    time_major: bool) -> jax.Array | None:
-    """A mask or resets argument as ``(T, B)`` booleans (B the flattened batch axes).
+                    time_major: bool) -> tuple[jax.Array | None, jax.Array | None]:
+    """A mask or resets argument as ``(T, B)`` booleans (B the flattened batch axes), and
+    the ``(B,)`` rows whose traced integer flags are not all 0 or 1 (None when nothing
+    needs checking in the program).
 
     Expected in the inputs' layout: ``(*batch, T)``, or ``(T, *batch)`` with
-    ``time_major``; booleans or 0/1 integers (floats are rejected).
+    ``time_major``; booleans or 0/1 integers (floats are rejected). Concrete integers
+    other than 0 and 1 are a ValueError (checked before any cast: ``2**32 + 1`` is not
+    read as 1); traced ones mark their rows invalid (`rnn` makes those rows NaN).
     """
     if value is None:
-        return None
-    value = as_array(value, argument, "booleans (or 0/1 integers)",
-                     lambda dtype: dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.integer))
+        return None, None
+    value, traced = as_integer_array(value, argument, "booleans (or 0/1 integers)",
+                                     lambda dtype: dtype == np.bool_ or np.issubdtype(dtype, np.integer),
+                                     0, 1, "booleans or integers 0 and 1")
     expected = (steps, *batch_shape) if time_major else (*batch_shape, steps)
     if tuple(value.shape) != expected:
         layout = "(T, *batch) with time_major" if time_major else "(*batch, T)"
         raise ValueError(f"{argument}: expected shape {layout} = {expected}, got {tuple(value.shape)}.")
+    invalid = None
+    if traced and value.dtype != jnp.bool_:
+        outside = (value != 0) & (value != 1)
+        invalid = (outside.reshape(steps, -1) if time_major else outside.reshape(-1, steps).T).any(axis=0)
     value = value.astype(jnp.bool_)
-    return value.reshape(steps, -1) if time_major else value.reshape(-1, steps).T
+    return (value.reshape(steps, -1) if time_major else value.reshape(-1, steps).T), invalid
 
 
-def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> jax.Array:
-    """``(T, B)`` booleans ``t < seq_lengths[b]`` for ``(*batch,)`` integer lengths.
+def _length_mask(seq_lengths: Any, batch_shape: tuple[int, ...], steps: int) -> tuple[jax.Array, jax.Array | None]:
+    """``(T, B)`` booleans ``t < seq_lengths[b]`` for ``(*batch,)`` integer lengths, and
+    the ``(B,)`` rows whose traced length lies outside ``[0, T]`` (None for concrete
+    lengths).
 
-    Lengths known at trace time must lie in ``[0, T]`` (a ValueError otherwise); traced
-    lengths cannot be checked, and act as clipped to that range.
+    Concrete lengths (known at trace time) must lie in ``[0, T]``, checked with NumPy
+    before any cast (a ValueError otherwise: ``np.int64(2**32 + 3)`` is refused, not
+    wrapped to 3). Traced lengths are checked in the program: `rnn` makes the rows of
+    out-of-range lengths NaN rather than clamping them.
     """
-    lengths = as_array(seq_lengths, "seq_lengths", f"integers of shape {batch_shape}",
-                       lambda dtype: jnp.issubdtype(dtype, jnp.integer))
+    lengths, traced = as_integer_array(seq_lengths, "seq_lengths", f"integers of shape {batch_shape}",
+                                       lambda dtype: np.issubdtype(dtype, np.integer), 0, steps,
+                                       f"lengths in [0, T] = [0, {steps}]")
     if tuple(lengths.shape) != batch_shape:
         raise ValueError(f"seq_lengths: expected shape {batch_shape} (the batch axes), got {tuple(lengths.shape)}.")
-    if not isinstance(lengths, jax.core.Tracer) and lengths.size:
-        # numpy, not jnp: inside a trace jnp.min of a concrete array would be a tracer
-        values = np.asarray(lengths)
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high > steps:
-            raise ValueError(f"seq_lengths: expected lengths in [0, T] = [0, {steps}], "
-                             f"got values from {low} to {high}.")
-    return jnp.arange(steps)[:, None] < lengths.reshape(1, -1)
+    lengths = lengths.reshape(-1)
+    invalid = ((lengths < 0) | (lengths > steps)) if traced else None
+    return jnp.arange(steps)[:, None] < lengths[None, :], invalid
+
+
+def _invalid_rows(*rows: jax.Array | None) -> jax.Array | None:
+    """The union of the ``(B,)`` invalid-row flags given (None when none is given)."""
+    given = [r for r in rows if r is not None]
+    if not given:
+        return None
+    return functools.reduce(jnp.logical_or, given)
+
+
+def _nan_rows(invalid: jax.Array | None, array: jax.Array) -> jax.Array:
+    """``array`` (``(..., B, U)``) with the rows flagged in ``invalid`` ``(B,)`` set to NaN:
+    a traced argument that the eager checks would have refused gives NaN results (and a
+    NaN loss), never a silently clamped one."""
+    if invalid is None:
+        return array
+    return jnp.where(invalid[:, None], jnp.asarray(jnp.nan, array.dtype), array)
 
 
 def _reversed_resets(resets: jax.Array) -> jax.Array:
@@ -224,7 +251,12 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         outputs and gradients unaffected (the padding's own gradient is zero).
       seq_lengths: ``(B,)`` integers in ``[0, T]``, an alternative to ``mask`` for right
         padding: step ``t`` of row ``b`` is valid when ``t < seq_lengths[b]`` (PyTorch's
-        packed sequences). Not together with ``mask``.
+        packed sequences). Not together with ``mask``. Lengths known when the call is
+        traced (NumPy, lists, concrete arrays) outside ``[0, T]`` are a ValueError,
+        checked before any cast to int32; traced lengths (arguments of a jitted or
+        exported function) cannot raise, so a row whose length lies outside ``[0, T]``
+        gets NaN outputs and a NaN final state (never a clamped length). The same holds
+        for integer ``mask`` / ``resets`` entries other than 0 and 1.
       resets: booleans (or 0/1 integers) in the mask's layout: ``resets[b, t]`` True
         means step ``t`` starts a new segment (episode) in row ``b``: the state entering
         step ``t`` is replaced by ``reset_state[b]`` (by default ``initial_state[b]``,
@@ -304,9 +336,10 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
     xs = inputs.reshape(steps, batch, d) if time_major else jnp.swapaxes(inputs.reshape(batch, steps, d), 0, 1)
     if mask is not None and seq_lengths is not None:
         raise ValueError("mask, seq_lengths: pass one of them (seq_lengths is right padding's mask), not both.")
-    keep = (_per_step_flags(mask, "mask", batch_shape, steps, time_major) if seq_lengths is None
-            else _length_mask(seq_lengths, batch_shape, steps))
-    reset = _per_step_flags(resets, "resets", batch_shape, steps, time_major)
+    keep, invalid_keep = (_per_step_flags(mask, "mask", batch_shape, steps, time_major) if seq_lengths is None
+                          else _length_mask(seq_lengths, batch_shape, steps))
+    reset, invalid_reset = _per_step_flags(resets, "resets", batch_shape, steps, time_major)
+    invalid = _invalid_rows(invalid_keep, invalid_reset)
     if keep is not None:
         # Padding never reaches the arithmetic: a masked step's output is discarded, but
         # NaN/inf in its inputs would still make its partial derivatives NaN, and the zero
@@ -354,9 +387,10 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         else:  # decided when lowering, so that a multi-platform export chunks on CPU only
             outputs, final = lax.platform_dependent(cpu=lambda: recurrence(cpu_chunk, cpu_stepwise),
                                                     default=lambda: recurrence(steps))
-    final_state = final.state.reshape(*batch_shape, cell.units)
+    final_state = _nan_rows(invalid, final.state).reshape(*batch_shape, cell.units)
     if not return_sequences:
-        return final.output.reshape(*batch_shape, cell.units), final_state
+        return _nan_rows(invalid, final.output).reshape(*batch_shape, cell.units), final_state
+    outputs = _nan_rows(invalid, outputs)
     if time_major:
         return outputs.reshape(steps, *batch_shape, cell.units), final_state
     return jnp.swapaxes(outputs, 0, 1).reshape(*batch_shape, steps, cell.units), final_state

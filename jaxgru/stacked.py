@@ -119,9 +119,12 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
         output ``(B, F)``, as `jaxgru.rnn` / `jaxgru.bidirectional` returns it; the other
         layers always pass on their whole sequence.
       **options (Any): the rest of `jaxgru.rnn`'s keywords (``unroll``, ``remat``,
-        ``backward``, ``time_chunk``, and ``go_backwards``, ``zero_output_for_mask`` for
-        the unidirectional case), passed to every layer. Explicit per-sequence ``masks``
-        are refused: each layer draws its own from ``rng``.
+        ``gradient``, ``time_chunk``, and ``go_backwards``, ``zero_output_for_mask`` for
+        the unidirectional case), passed to every layer. Explicit per-sequence
+        ``dropout_masks`` (or their deprecated name ``masks``) are refused with a
+        ValueError: one `DropoutMasks` fits one layer's input size, and each layer draws
+        its own from ``rng``. For masks of your own in every layer, call `jaxgru.rnn`
+        once per layer with that layer's ``dropout_masks=`` (the loop above).
 
     Returns:
       ``(outputs, final_states)``: outputs ``(B, T, F)`` (``(T, B, F)`` time-major), or
@@ -136,9 +139,12 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
     """
     check_flags(training=training, time_major=time_major, return_sequences=return_sequences)
     dropout = check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
-    if "masks" in options:
-        raise ValueError("masks: explicit DropoutMasks fit one layer's input size; stacked_rnn draws each "
-                         "layer's masks from rng instead.")
+    for name in ("dropout_masks", "masks"):
+        if name in options:
+            raise ValueError(f"{name}: one DropoutMasks fits one layer's input size (D for layer 0, the previous "
+                             "layer's output features after it), so stacked_rnn does not take explicit masks: "
+                             "each layer draws its own from rng (training=True). For masks of your own, call "
+                             "jaxgru.rnn once per layer with that layer's dropout_masks=.")
     layers = _check_layers(layers)
     layer_cells = _layer_cells(cells, len(layers), bidirectional)
     layout = "(T, *batch, D)" if time_major else "(*batch, T, D)"

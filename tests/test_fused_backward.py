@@ -29,13 +29,13 @@ def problem(cell, dtype=jnp.float32, seed=0):
     return params, x, h0, jnp.asarray(mask), keys[4]
 
 
-def loss_fn(cell, backward, **options):
+def loss_fn(cell, gradient, **options):
     """A scalar loss of every output and the final state, with fixed random weights."""
     weights = jax.random.normal(jax.random.key(7), (B, T, U))
 
     def loss(params, x, h0, mask, rng):
         outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, rng=rng,
-                                    gradient=backward, **options)
+                                    gradient=gradient, **options)
         w = weights if outputs.ndim == 3 else weights[:, 0]
         return jnp.sum(outputs * w) + jnp.sum(jnp.sin(final))
 
@@ -46,8 +46,8 @@ def assert_same_gradients(cell, use_mask=True, **options):
     """Fused and autodiff gradients agree (both jitted); returns the fused ``(value, grads)``."""
     params, x, h0, mask, rng = problem(cell)
     mask = mask if use_mask else None
-    results = [jax.jit(jax.value_and_grad(loss_fn(cell, backward, **options), argnums=(0, 1, 2)))(
-        params, x, h0, mask, rng) for backward in ("fused", "autodiff")]
+    results = [jax.jit(jax.value_and_grad(loss_fn(cell, gradient, **options), argnums=(0, 1, 2)))(
+        params, x, h0, mask, rng) for gradient in ("fused", "autodiff")]
     (value_fused, grads_fused), (value_auto, grads_auto) = results
     np.testing.assert_allclose(value_fused, value_auto, rtol=1e-6, atol=1e-6)
     for g_fused, g_auto in zip(jax.tree.leaves(grads_fused), jax.tree.leaves(grads_auto)):
@@ -163,11 +163,11 @@ def test_bidirectional_matches_autodiff():
     params_fw, x, h0, mask, rng = problem(cell)
     params = {"forward": params_fw, "backward": problem(cell, seed=1)[0]}
 
-    def loss(backward):
+    def loss(gradient):
         def f(params, x):
             outputs, (final_fw, final_bw) = jaxgru.bidirectional(
                 cell, params, x, mask=mask, initial_state=(h0, -h0), rng=rng, training=True,
-                gradient=backward)
+                gradient=gradient)
             return jnp.sum(outputs * jnp.cos(outputs)) + jnp.sum(final_fw * final_bw)
         return jax.jit(jax.grad(f, argnums=(0, 1)))
 

@@ -136,8 +136,8 @@ def _masked_loss(cell, params, x, **options):
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
-def test_padding_values_never_reach_values_or_gradients(reset_after, backward):
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
+def test_padding_values_never_reach_values_or_gradients(reset_after, gradient):
     """Masked steps contribute exactly nothing: NaN, inf or huge padding gives the loss and
     the gradients of the rows run alone over their valid steps, and a zero gradient for
     the padding itself."""
@@ -145,7 +145,7 @@ def test_padding_values_never_reach_values_or_gradients(reset_after, backward):
     params = cell.init(jax.random.key(3), D)
     for options in ({}, {"time_chunk": 2}, {"go_backwards": True}, {"zero_output_for_mask": True}):
         masked = jax.jit(jax.value_and_grad(
-            lambda p, x: _masked_loss(cell, p, x, gradient=backward, **options), argnums=(0, 1)))
+            lambda p, x: _masked_loss(cell, p, x, gradient=gradient, **options), argnums=(0, 1)))
         expected_loss, (expected, expected_d_inputs) = jax.jit(jax.value_and_grad(
             lambda p, x: _row_by_row_loss(cell, p, x, bool(options.get("go_backwards"))), argnums=(0, 1)))(params, X)
         for padding in (np.nan, np.inf, -np.inf, 1e30):
@@ -270,8 +270,8 @@ def test_activations_written_for_2d_states_work_with_the_default_backward(activa
     assert supports(cell) == elementwise
     mask = jnp.asarray(MASK)
 
-    def loss(backward, params, x):
-        outputs, final = jaxgru.rnn(cell, params, x, mask=mask, gradient=backward)
+    def loss(gradient, params, x):
+        outputs, final = jaxgru.rnn(cell, params, x, mask=mask, gradient=gradient)
         return jnp.sum(outputs ** 2) + jnp.sum(final)
 
     expected = jax.grad(functools.partial(loss, "autodiff"), argnums=(0, 1))(PARAMS, X)

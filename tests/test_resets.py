@@ -57,10 +57,10 @@ def loss_of(outputs, final):
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
 @pytest.mark.parametrize("masked,dropout,time_chunk", [(False, False, None), (True, False, None),
                                                        (True, True, 2), (False, True, 3), (True, True, 1)])
-def test_resets_match_the_scanned_rnn_pattern(reset_after, backward, masked, dropout, time_chunk):
+def test_resets_match_the_scanned_rnn_pattern(reset_after, gradient, masked, dropout, time_chunk):
     cell = jaxgru.GRUCell(U, reset_after=reset_after, dropout=0.3 if dropout else 0.0,
                           recurrent_dropout=0.2 if dropout else 0.0)
     params, x, h0 = problem(cell)
@@ -70,14 +70,14 @@ def test_resets_match_the_scanned_rnn_pattern(reset_after, backward, masked, dro
 
     def ours(params, x, h0):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key,
-                                   training=dropout, gradient=backward, time_chunk=time_chunk))
+                                   training=dropout, gradient=gradient, time_chunk=time_chunk))
 
     def reference(params, x, h0):
         return loss_of(*scanned_reference(cell, params, x, h0, mask, RESETS, masks))
 
     expected_outputs = jax.jit(lambda p, x, h: scanned_reference(cell, p, x, h, mask, RESETS, masks))(params, x, h0)
     got_outputs = jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS, rng=key, training=dropout,
-                             gradient=backward, time_chunk=time_chunk)
+                             gradient=gradient, time_chunk=time_chunk)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got_outputs, expected_outputs)
     expected = jax.jit(jax.grad(reference, argnums=(0, 1, 2)))(params, x, h0)
     got = jax.jit(jax.grad(ours, argnums=(0, 1, 2)))(params, x, h0)
@@ -116,10 +116,10 @@ def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
         return loss_of(*segments_reference(cell, params, x, h0, mask, RESETS, True, masked))
 
     expected_loss, expected = jax.jit(jax.value_and_grad(reference, argnums=(0, 1, 2)))(params, x, h0)
-    for backward in ("fused", "autodiff"):
+    for gradient in ("fused", "autodiff"):
         def ours(params, x, h0):
             return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
-                                       go_backwards=True, zero_output_for_mask=masked, gradient=backward))
+                                       go_backwards=True, zero_output_for_mask=masked, gradient=gradient))
 
         loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(params, x, h0)
         np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
@@ -142,31 +142,31 @@ def test_bidirectional_resets_each_direction_per_segment():
     np.testing.assert_allclose(final_bw, expected_bw, **TOLERANCE)
 
 
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
-def test_a_reset_at_every_step_is_independent_one_step_sequences(backward):
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
+def test_a_reset_at_every_step_is_independent_one_step_sequences(gradient):
     cell = jaxgru.GRUCell(U)
     params, x, h0 = problem(cell, seed=3)
     everywhere = np.ones((B, T), bool)
-    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=backward)
+    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=gradient)
     one_step = jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1, out_axes=1)(x)
     np.testing.assert_allclose(outputs, one_step, **TOLERANCE)
     np.testing.assert_allclose(final, one_step[:, -1], **TOLERANCE)
     # the gradient of h0 sums over the T segments that start from it
     grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
-                                                     gradient=backward)[0]))(h0)
+                                                     gradient=gradient)[0]))(h0)
     expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
     np.testing.assert_allclose(grad_h0, expected, **TOLERANCE)
 
 
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_no_reset_is_bit_for_bit_the_call_without_resets(backward, masked):
+def test_no_reset_is_bit_for_bit_the_call_without_resets(gradient, masked):
     cell = jaxgru.GRUCell(U)
     params, x, h0 = problem(cell, seed=4)
     mask = MASK if masked else None
 
     def run(resets):
-        fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, gradient=backward)
+        fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, gradient=gradient)
         return fn(params, x, initial_state=h0), jax.grad(lambda p, x, h: loss_of(*fn(p, x, initial_state=h)),
                                                          argnums=(0, 1, 2))(params, x, h0)
 
@@ -225,9 +225,9 @@ def test_flax_layers_take_resets_and_seq_lengths_per_call():
                                **TOLERANCE)
 
 
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
 @pytest.mark.parametrize("time_chunk", [None, 1])
-def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros(backward, time_chunk):
+def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros(gradient, time_chunk):
     """``reset_state``: the first segment starts from ``initial_state`` (the previous
     rollout's state), every reset from ``reset_state``; both get their own gradients."""
     cell = jaxgru.GRUCell(U)
@@ -236,7 +236,7 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
 
     def ours(params, x, h, z):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h, resets=RESETS, reset_state=z, mask=MASK,
-                                   gradient=backward, time_chunk=time_chunk))
+                                   gradient=gradient, time_chunk=time_chunk))
 
     def reference(params, x, h, z):
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))

@@ -23,15 +23,15 @@ def inputs(*batch, seed=2):
 LENGTHS = np.array([6, 2, 0, 4])
 
 
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
-def test_seq_lengths_equal_each_row_run_alone_over_its_length(backward):
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
+def test_seq_lengths_equal_each_row_run_alone_over_its_length(gradient):
     """Right padding: the final state of row b is the state after its first L_b steps, run
     with no mask at all; outputs past the length repeat the last valid one."""
     x = inputs(len(LENGTHS))
     x = jnp.where(np.arange(T)[None, :, None] < LENGTHS[:, None, None], x, jnp.nan)  # padding never matters
 
     def ours(params):
-        return jaxgru.rnn(CELL, params, x, seq_lengths=LENGTHS, gradient=backward)
+        return jaxgru.rnn(CELL, params, x, seq_lengths=LENGTHS, gradient=gradient)
 
     outputs, final = ours(PARAMS)
     for b, length in enumerate(LENGTHS):
@@ -169,18 +169,18 @@ def test_wrong_batch_axes_in_per_row_arguments():
 
 
 # ---------------------------------------------------------------- empty batches
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
-def test_an_empty_batch_gives_empty_results(backward):
+@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
+def test_an_empty_batch_gives_empty_results(gradient):
     x = jnp.zeros((0, T, D))
     key = jax.random.key(0)
     per_row = dict(mask=np.zeros((0, T), bool), resets=np.zeros((0, T), bool), rng=key, training=True)
-    outputs, final = jaxgru.rnn(CELL, PARAMS, x, gradient=backward, **per_row)
+    outputs, final = jaxgru.rnn(CELL, PARAMS, x, gradient=gradient, **per_row)
     assert outputs.shape == (0, T, U) and final.shape == (0, U)
     last, _ = jaxgru.rnn(CELL, PARAMS, x, return_sequences=False, seq_lengths=np.zeros((0,), int))
     assert last.shape == (0, U)
-    bi, (fw, bw) = jaxgru.bidirectional(CELL, BI_PARAMS, x, gradient=backward, **per_row)
+    bi, (fw, bw) = jaxgru.bidirectional(CELL, BI_PARAMS, x, gradient=gradient, **per_row)
     assert bi.shape == (0, T, 2 * U) and fw.shape == bw.shape == (0, U)
-    grads = jax.grad(lambda p: jnp.sum(jaxgru.rnn(CELL, p, x, gradient=backward)[0]))(PARAMS)
+    grads = jax.grad(lambda p: jnp.sum(jaxgru.rnn(CELL, p, x, gradient=gradient)[0]))(PARAMS)
     jax.tree.map(lambda g: np.testing.assert_array_equal(g, 0.0), grads)
     assert jaxgru.rnn(CELL, PARAMS, jnp.zeros((2, 0, T, D)))[0].shape == (2, 0, T, U)
 

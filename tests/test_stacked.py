@@ -440,7 +440,7 @@ X = np.ones((B, T, D), np.float32)
     ([CELL, jaxgru.GRUCell(6), CELL], [LAYERS[0], random_params(jaxgru.GRUCell(6), U, 0),
                                        random_params(CELL, 6, 0)], {"initial_state": np.zeros((L, B, U))},
      ValueError, r"initial_state: one array \(L \* dirs, B, U\) needs equal units .* got units \[5, 6, 5\]"),
-    (CELL, LAYERS, {"masks": jaxgru.DropoutMasks()}, ValueError, "masks: explicit DropoutMasks"),
+    (CELL, LAYERS, {"masks": jaxgru.DropoutMasks()}, ValueError, "masks: one DropoutMasks fits one layer"),
     (CELL, LAYERS, {"mask": np.ones((T, B), bool)}, ValueError, "mask: expected shape"),
 ])
 def test_bad_arguments_name_the_argument(cells, layers, kwargs, error, match):
