@@ -43,6 +43,11 @@ spec's "consumed in the order of activation functions").
 ``layout=0`` GRU node: onnxruntime's GRU refuses ``layout=1``, so batch-first inputs and
 outputs go through Transpose nodes. `from_onnx` reads every GRU node's weights back.
 onnx is imported only when these functions run (``pip install onnx``).
+
+`from_onnx` treats a file as untrusted: at most ``max_bytes`` (`DEFAULT_MAX_BYTES`, 256
+MiB) are read, and before protobuf parses them a scan of the wire format counts the
+entries the parse would allocate (messages, strings, list items) against
+`max_entries` of that size, so memory stays within a small multiple of the file's size.
 """
 
 from __future__ import annotations
@@ -63,10 +68,17 @@ from jaxgru.types import Params
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["from_onnx", "to_onnx"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPSET", "MIN_OPSET", "from_onnx", "max_entries", "to_onnx"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
+# The largest file from_onnx reads unless given max_bytes= (weights of a GRU with U = 2048
+# and D = 2048 take 96 MiB in float32).
+DEFAULT_MAX_BYTES = 256 * 2 ** 20
+# No user content in an error message is longer than this many characters.
+_SHOWN_CHARACTERS = 200
+# Lists in error messages show at most this many items.
+_SHOWN_ITEMS = 8
 
 # Keras name -> (ONNX activation, alpha, beta); None where the ONNX function takes no such value.
 _ACTIVATIONS: dict[str, tuple[str, Any, Any]] = {
@@ -145,7 +157,10 @@ def to_onnx(cell: GRUCell, params: Mapping[str, Any], *, bidirectional: bool = F
         ``Y_h [dirs, batch, U]`` (``rnn(..., time_major=True)``), no Transpose.
       sequence_lens: add the graph input ``sequence_lens`` (int32 ``[batch]``), right
         padding's lengths as ``rnn``'s ``seq_lengths``: ``Y`` is zeros past each length
-        (``zero_output_for_mask=True``) and ``Y_h`` the state at the last valid step.
+        (``zero_output_for_mask=True``) and ``Y_h`` the state at the last valid step. A
+        row of length 0 has ``Y_h`` equal to its ``initial_h`` (zeros without it), as in
+        ``rnn``: onnxruntime's GRU returns zeros there, so with ``initial_h`` the model
+        adds ``Where(sequence_lens == 0, initial_h, Y_h)`` after the GRU node.
       initial_h: add the graph input ``initial_h``, ``[batch, dirs, U]`` with
         ``batch_first`` else ``[dirs, batch, U]`` (the states ``rnn`` takes as
         ``initial_state``; forward first). Without it the state starts at zeros.
@@ -239,8 +254,21 @@ def to_onnx(cell: GRUCell, params: Mapping[str, Any], *, bidirectional: bool = F
         attributes["activation_alpha"] = alphas
     if betas:
         attributes["activation_beta"] = betas
-    gru_outputs = ["Y_time_major", "Y_h_time_major"] if batch_first else ["Y", "Y_h"]
-    nodes.append(helper.make_node("GRU", gru_inputs, gru_outputs, name="gru", **attributes))
+    y_h_name = "Y_h_time_major" if batch_first else "Y_h"
+    gru_outputs = ["Y_time_major" if batch_first else "Y", y_h_name]
+    if sequence_lens and initial_h:
+        # onnxruntime's GRU returns Y_h = 0 for a row of length 0; jaxgru.rnn returns its
+        # initial state: Y_h = Where(sequence_lens == 0, initial_h, GRU's Y_h).
+        gru_outputs[1] = "Y_h_gru"
+        initializers += [numpy_helper.from_array(np.zeros((), np.int32), "zero_length"),
+                         numpy_helper.from_array(np.array([1, -1, 1], np.int64), "empty_rows_shape")]
+        nodes += [helper.make_node("Equal", ["sequence_lens", "zero_length"], ["empty_rows"], name="empty_rows"),
+                  helper.make_node("Reshape", ["empty_rows", "empty_rows_shape"], ["empty_rows_3d"],
+                                   name="empty_rows_to_3d"),
+                  helper.make_node("Where", ["empty_rows_3d", gru_inputs[5], "Y_h_gru"], [y_h_name],
+                                   name="empty_rows_keep_initial_h")]
+    nodes.insert(len(nodes) - (3 if sequence_lens and initial_h else 0),
+                 helper.make_node("GRU", gru_inputs, gru_outputs, name="gru", **attributes))
     if batch_first:
         nodes.append(helper.make_node("Transpose", ["Y_time_major"], ["Y"], name="Y_to_batch_first",
                                       perm=[2, 0, 1, 3]))
@@ -262,11 +290,110 @@ def to_onnx(cell: GRUCell, params: Mapping[str, Any], *, bidirectional: bool = F
 
 
 # ---------------------------------------------------------------------------------- reading
-def _load(model_or_path: Any) -> tuple[onnx.ModelProto, str]:
-    """The model and the label its errors start with; a path is read without external data."""
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to `_SHOWN_CHARACTERS`: names and values read from a file are
+    user content, and no error message repeats megabytes of it."""
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARACTERS:
+        return text
+    return f"{text[:_SHOWN_CHARACTERS]}... ({len(text)} characters)"
+
+
+def _shown_list(items: Any) -> str:
+    """At most `_SHOWN_ITEMS` items of ``items``, each `_shown`, then "...and N more"."""
+    items = list(items)
+    shown = ", ".join(_shown(item) for item in items[:_SHOWN_ITEMS])
+    more = f", ...and {len(items) - _SHOWN_ITEMS} more" if len(items) > _SHOWN_ITEMS else ""
+    return f"[{shown}{more}]"
+
+
+def max_entries(max_bytes: int) -> int:
+    """The most protobuf entries (messages, strings and bytes fields, list items) that
+    `from_onnx` lets a file of at most ``max_bytes`` bytes declare: ``max(2**20,
+    max_bytes // 64)``. Each entry costs the parsed model up to ~150 bytes however few
+    bytes it takes in the file (an empty node takes 2), so this bounds the parse's memory
+    by a small multiple of ``max_bytes``; a GRU model has a few hundred entries."""
+    return max(2 ** 20, max_bytes // 64)
+
+
+def _read_varint(data: bytes, position: int, end: int, source: str) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= end or shift > 63:
+            raise ValueError(f"{source}: not a readable ONNX model (a truncated or overlong varint at byte "
+                             f"{position}).")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def _count_entries(data: bytes, descriptor, budget: int, source: str) -> None:
+    """Walks the protobuf wire format of ``data`` as the message ``descriptor`` (onnx's
+    own ``ModelProto.DESCRIPTOR``, descending into every message-typed field it names) and
+    raises a ValueError once more than ``budget`` entries are declared. Packed numbers
+    and bytes are skipped by their length; every field occurrence counts one."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    entries = 0
+    stack = [(0, len(data), descriptor, 0)]
+    while stack:
+        position, end, message, depth = stack.pop()
+        if depth > 100:  # protobuf's own recursion limit
+            raise ValueError(f"{source}: not a readable ONNX model (messages nested more than 100 deep).")
+        fields = message.fields_by_number if message is not None else {}
+        while position < end:
+            key, position = _read_varint(data, position, end, source)
+            number, wire_type = key >> 3, key & 7
+            entries += 1
+            if entries > budget:
+                raise ValueError(f"{source}: declares more than {budget} protobuf entries (nodes, attributes, "
+                                 "list items, ...), more than a file of this size may hold here; for a model you "
+                                 "trust, raise max_bytes= (the limit is max(2**20, max_bytes // 64)).")
+            if wire_type == 0:
+                _, position = _read_varint(data, position, end, source)
+            elif wire_type == 1:
+                position += 8
+            elif wire_type == 5:
+                position += 4
+            elif wire_type == 2:
+                length, position = _read_varint(data, position, end, source)
+                if position + length > end:
+                    raise ValueError(f"{source}: not a readable ONNX model (a field runs past its message).")
+                field = fields.get(number)
+                if field is not None and field.type == FieldDescriptor.TYPE_MESSAGE:
+                    stack.append((position, position + length, field.message_type, depth + 1))
+                position += length
+            else:  # groups (3, 4) are not in onnx.proto; protobuf would refuse them too
+                raise ValueError(f"{source}: not a readable ONNX model (wire type {wire_type} in field {number}).")
+        if position != end:
+            raise ValueError(f"{source}: not a readable ONNX model (a field runs past its message).")
+
+
+def _read_bounded(path: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, refused (before reading) beyond ``max_bytes``."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{path}: {size} bytes, more than max_bytes={max_bytes} (from_onnx reads at most "
+                             f"jaxgru.interop.onnx.DEFAULT_MAX_BYTES = {DEFAULT_MAX_BYTES} by default); for a "
+                             "model you trust, pass a larger max_bytes=.")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:  # the file grew after fstat
+        raise ValueError(f"{path}: more than max_bytes={max_bytes} bytes; pass a larger max_bytes= for a model "
+                         "you trust.")
+    return data
+
+
+def _load(model_or_path: Any, max_bytes: int) -> tuple[onnx.ModelProto, str, bool]:
+    """The model, the label its errors start with, and whether it was read from a file
+    (of at most ``max_bytes`` bytes, scanned by `_count_entries` before it is parsed,
+    without external data)."""
     onnx = _import_onnx()
     if isinstance(model_or_path, onnx.ModelProto):
-        return model_or_path, "model"
+        return model_or_path, "model", False
     if not isinstance(model_or_path, (str, os.PathLike)):
         raise TypeError(f"model_or_path: expected an onnx.ModelProto or a file path, "
                         f"got {type(model_or_path).__name__}.")
@@ -277,22 +404,55 @@ def _load(model_or_path: Any) -> tuple[onnx.ModelProto, str]:
         raise FileNotFoundError(f"{path}: no such file.")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: not a regular file; expected an .onnx model file.")
+    data = _read_bounded(path, max_bytes)
+    _count_entries(data, onnx.ModelProto.DESCRIPTOR, max_entries(max_bytes), path)
     try:
-        model = onnx.load(path, load_external_data=False)
+        model = onnx.load_model_from_string(data)
     except Exception as error:  # noqa: BLE001 (protobuf's DecodeError and its kin: not an ONNX model)
-        raise ValueError(f"{path}: not a readable ONNX model ({type(error).__name__}: {error}).") from None
-    return model, path
+        raise ValueError(f"{path}: not a readable ONNX model ({type(error).__name__}: "
+                         f"{_shown(str(error))}).") from None
+    return model, path, True
 
 
-def _constant_tensors(graph) -> dict[str, Any]:
-    """name -> TensorProto of the initializers and of Constant nodes' ``value`` outputs."""
-    tensors = {tensor.name: tensor for tensor in graph.initializer}
+def _constant_tensors(graph, source: str) -> dict[str, Any]:
+    """name -> TensorProto of the initializers and of Constant nodes' ``value`` outputs.
+
+    Every name is defined once: an initializer name twice, a node output twice, a node
+    output that is also an initializer or graph input, or a graph input twice is a
+    ValueError naming it (onnxruntime would pick one of the definitions, so the weights
+    read could differ from the ones it runs). An initializer that is also a graph input
+    is its default value (ONNX's IR < 4 lists every initializer as an input) and is read.
+    """
+    tensors: dict[str, Any] = {}
+    for tensor in list(graph.initializer) + list(graph.sparse_initializer):
+        name = tensor.name if hasattr(tensor, "name") else tensor.values.name
+        if name in tensors:
+            raise ValueError(f"{source}: the initializer {_shown(name)} is defined twice; expected each name once.")
+        tensors[name] = tensor
+    inputs: set[str] = set()
+    for value in graph.input:
+        if value.name in inputs:
+            raise ValueError(f"{source}: the graph input {_shown(value.name)} is declared twice; expected each "
+                             "name once.")
+        inputs.add(value.name)
+    outputs: set[str] = set()
+    for node in graph.node:
+        for name in node.output:
+            if not name:
+                continue
+            if name in outputs or name in tensors or name in inputs:
+                other = ("another node's output" if name in outputs else
+                         "an initializer" if name in tensors else "a graph input")
+                raise ValueError(f"{source}: {_shown(name)} is the output of node {_shown(node.name)} "
+                                 f"({_shown(node.op_type)}) and also {other}; expected each name defined once.")
+            outputs.add(name)
+    constants = {name: tensor for name, tensor in tensors.items() if hasattr(tensor, "data_type")}
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
             for attribute in node.attribute:
                 if attribute.name == "value":
-                    tensors[node.output[0]] = attribute.t
-    return tensors
+                    constants[node.output[0]] = attribute.t
+    return constants
 
 
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16")
@@ -304,72 +464,109 @@ def _weight(graph, tensors: Mapping[str, Any], name: str, role: str, label: str)
     if name not in tensors:
         inputs = {value.name for value in graph.input}
         where = ("the graph input" if name in inputs else "the output of a node, not a constant,")
-        raise ValueError(f"{label}: its {role} input {name!r} is {where}; from_onnx reads weights stored in the "
+        raise ValueError(f"{label}: its {role} input {_shown(name)} is {where}; from_onnx reads weights stored in the "
                          f"model (initializers or Constant nodes).")
     tensor = tensors[name]
     if tensor.data_location == TensorProto.EXTERNAL:
         location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "?")
-        raise ValueError(f"{label}: its {role} weights {name!r} are external data (location {location!r}); "
+        raise ValueError(f"{label}: its {role} weights {_shown(name)} are external data (location {_shown(location)}); "
                          f"from_onnx does not open files a model names. For a model you trust, load it with "
                          f"onnx.load(path) (which reads its external data) and pass the ModelProto.")
     type_name = TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in TensorProto.DataType.values() \
         else str(tensor.data_type)
     if type_name not in _FLOAT_TYPES:
-        raise ValueError(f"{label}: its {role} weights {name!r} have type {type_name}; expected one of "
+        raise ValueError(f"{label}: its {role} weights {_shown(name)} have type {type_name}; expected one of "
                          f"{list(_FLOAT_TYPES)}.")
     try:
         array = numpy_helper.to_array(tensor)
     except Exception as error:  # noqa: BLE001 (data that disagrees with its dims, in any of onnx's ways)
-        raise ValueError(f"{label}: its {role} weights {name!r} cannot be read "
-                         f"({type(error).__name__}: {error}).") from None
+        raise ValueError(f"{label}: its {role} weights {_shown(name)} cannot be read "
+                         f"({type(error).__name__}: {_shown(str(error))}).") from None
     return np.array(array)  # writable, never a view of the model's bytes
 
 
-def _attributes(node) -> dict[str, Any]:
-    from onnx import helper
+# ONNX GRU's attributes: name -> AttributeProto type name.
+_GRU_ATTRIBUTES = {"activation_alpha": "FLOATS", "activation_beta": "FLOATS", "activations": "STRINGS",
+                   "clip": "FLOAT", "direction": "STRING", "hidden_size": "INT", "layout": "INT",
+                   "linear_before_reset": "INT"}
+# The most entries of a list attribute: f and g for each of two directions.
+_MOST_ENTRIES = 4
+# Longest string attribute read ("bidirectional", "HardSigmoid", ...).
+_LONGEST_STRING = 64
 
-    values = {}
+
+def _attributes(node, label: str) -> dict[str, Any]:
+    """The GRU attributes of ``node``, each checked (name defined once, one of ONNX GRU's,
+    of its type, lists of at most 4 entries and strings of at most 64 bytes) from the
+    protobuf fields before anything is converted to Python values."""
+    from onnx import AttributeProto
+
+    values: dict[str, Any] = {}
     for attribute in node.attribute:
-        value = helper.get_attribute_value(attribute)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list):
-            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
-        values[attribute.name] = value
+        name = attribute.name
+        if name in values:
+            raise ValueError(f"{label}: the attribute {_shown(name)} is defined twice; expected each once.")
+        if name not in _GRU_ATTRIBUTES:
+            raise ValueError(f"{label}: has the attribute {_shown(name)}, which ONNX's GRU does not define "
+                             f"(it has {sorted(_GRU_ATTRIBUTES)}).")
+        type_name, most = _GRU_ATTRIBUTES[name], _MOST_ENTRIES
+        if attribute.type != getattr(AttributeProto, type_name):
+            types = AttributeProto.AttributeType
+            got = types.Name(attribute.type) if attribute.type in types.values() else attribute.type
+            raise ValueError(f"{label}: the attribute {name!r} has type {got}; expected {type_name}.")
+        if type_name == "FLOATS":
+            if len(attribute.floats) > most:
+                raise ValueError(f"{label}: the attribute {name!r} has {len(attribute.floats)} entries; a GRU's "
+                                 f"has at most {most} (one per activation).")
+            values[name] = list(attribute.floats)
+        elif type_name == "STRINGS":
+            if len(attribute.strings) > most:
+                raise ValueError(f"{label}: the attribute {name!r} has {len(attribute.strings)} entries; a GRU's "
+                                 f"has at most {most} (f and g per direction).")
+            values[name] = [_string(value) for value in attribute.strings]
+        elif type_name == "STRING":
+            values[name] = _string(attribute.s)
+        elif type_name == "FLOAT":
+            values[name] = attribute.f
+        else:
+            values[name] = attribute.i
     return values
 
 
+def _string(value: bytes) -> str:
+    """A string attribute's bytes as text, cut (for messages) beyond `_LONGEST_STRING`
+    bytes: no valid GRU attribute string is that long."""
+    return value[:_LONGEST_STRING].decode("utf-8", "replace") + ("..." if len(value) > _LONGEST_STRING else "")
+
+
 def _node_params(graph, tensors, node, label: str) -> Params | dict[str, Params]:
-    attributes = _attributes(node)
+    attributes = _attributes(node, label)
     if "clip" in attributes:
         raise ValueError(f"{label}: has clip={attributes['clip']!r}; jaxgru's GRU clips no pre-activations, "
                          f"so these weights compute something else in jaxgru.")
     direction = attributes.get("direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
-        raise ValueError(f"{label}: direction={direction!r}; expected 'forward', 'reverse' or 'bidirectional'.")
+        raise ValueError(f"{label}: direction={_shown(direction)}; expected 'forward', 'reverse' or "
+                         "'bidirectional'.")
     dirs = 2 if direction == "bidirectional" else 1
     activations = attributes.get("activations")
     if activations is not None:
-        if not isinstance(activations, list) or len(activations) != 2 * dirs:
-            raise ValueError(f"{label}: activations={activations!r}; a {direction} GRU has {2 * dirs} "
+        if len(activations) != 2 * dirs:
+            raise ValueError(f"{label}: activations={_shown_list(activations)}; a {direction} GRU has {2 * dirs} "
                              f"(f, g per direction).")
-        if any(not isinstance(a, str) or a.lower() != _DEFAULT_ACTIVATIONS[i % 2]
-               for i, a in enumerate(activations)):
+        if any(a.lower() != _DEFAULT_ACTIVATIONS[i % 2] for i, a in enumerate(activations)):
             keras = {onnx_name.lower(): keras_name for keras_name, (onnx_name, _, _) in _ACTIVATIONS.items()}
-            hint = [keras.get(a.lower(), "none") if isinstance(a, str) else "none" for a in activations]
+            hint = [keras.get(a.lower(), "none") for a in activations]
             raise ValueError(f"{label}: activations={activations!r} (activation_alpha="
                              f"{attributes.get('activation_alpha')!r}, activation_beta="
                              f"{attributes.get('activation_beta')!r}) are not ONNX's defaults [Sigmoid, Tanh]; "
                              f"from_onnx returns weights only, which carry no activations. Keras names, where "
                              f"one exists: {hint} (recurrent_activation, activation per direction).")
-    lbr = attributes.get("linear_before_reset", 0)
-    if not isinstance(lbr, int):
-        raise ValueError(f"{label}: linear_before_reset={lbr!r}; expected an integer.")  # noqa: TRY004 (bad file)
-    reset_after = lbr != 0
+    reset_after = attributes.get("linear_before_reset", 0) != 0
 
     names = list(node.input) + [""] * (4 - len(node.input))
     if not names[1] or not names[2]:
-        raise ValueError(f"{label}: needs the inputs X, W and R; got {list(node.input)}.")
+        raise ValueError(f"{label}: needs the inputs X, W and R; got {_shown_list(node.input)}.")
     w = _weight(graph, tensors, names[1], "W", label)
     r = _weight(graph, tensors, names[2], "R", label)
     if r.ndim != 3 or r.shape[0] != dirs or r.shape[2] == 0 or r.shape[1] != 3 * r.shape[2]:
@@ -409,14 +606,18 @@ def _node_params(graph, tensors, node, label: str) -> Params | dict[str, Params]
     return per_direction[0]
 
 
-def from_onnx(model_or_path: Any) -> dict[str, Params | dict[str, Params]]:
+def from_onnx(model_or_path: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Params | dict[str, Params]]:
     """jaxgru params of every ``GRU`` node in an ONNX model's main graph.
 
     Args:
       model_or_path: an ``onnx.ModelProto`` or the path of an ``.onnx`` file. A file is
-        read as untrusted: it must be a regular file, is parsed with
-        ``onnx.load(path, load_external_data=False)``, and weights stored as external
-        data are refused (a model names such files itself).
+        read as untrusted: it must be a regular file of at most ``max_bytes`` bytes,
+        its protobuf entries are counted before it is parsed (at most
+        `max_entries` ``(max_bytes)``), it is parsed without external data, and weights
+        stored as external data are refused (a model names such files itself).
+      max_bytes: the largest file read, `DEFAULT_MAX_BYTES` (256 MiB) by default; raise
+        it for a larger model you trust. Memory stays within a small multiple of it.
+        Not used for a ``ModelProto`` (already in memory).
 
     Returns:
       ``{node name: params}`` in node order; a node without a name is ``"GRU_<i>"``, ``i``
@@ -441,25 +642,56 @@ def from_onnx(model_or_path: Any) -> dict[str, Params | dict[str, Params]]:
     weights and is accepted; ``sequence_lens`` and ``initial_h`` are run-time inputs and
     are ignored. Nodes inside subgraphs (If / Loop bodies) are not read.
 
+    The model is checked before its weights are returned: every name is defined once
+    (initializers, node outputs such as Constant nodes', graph inputs: a ValueError
+    naming it, since onnxruntime would run one of the definitions), a GRU node has only
+    ONNX GRU's attributes, each once, of its type and size, and
+    ``onnx.checker.check_model`` accepts the model (skipped when a tensor is stored as
+    external data, which from_onnx does not read). Error messages quote at most 200
+    characters of names and values from the model.
+
     Raises:
       FileNotFoundError: no file at the path.
-      TypeError: neither a ModelProto nor a path.
-      ValueError: not a readable model or not a regular file; no GRU node; a node with
+      TypeError: neither a ModelProto nor a path; ``max_bytes`` not an integer.
+      ValueError: not a readable model or not a regular file; a file over ``max_bytes``
+        or declaring more entries than `max_entries`; a name defined twice; a model the
+        ONNX checker refuses; no GRU node; a node with
         ``clip``, non-default activations, weights that are graph inputs, computed by
         other nodes or external data, or shapes that disagree (with each other, with
         ``direction`` or ``hidden_size``), naming the file (or "model") and the node.
     """
-    model, source = _load(model_or_path)
+    max_bytes = check_int(max_bytes, "max_bytes")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes: expected a positive number of bytes, got {max_bytes}.")
+    model, source, _ = _load(model_or_path, max_bytes)
     graph = model.graph
-    tensors = _constant_tensors(graph)
+    tensors = _constant_tensors(graph, source)
     grus = [node for node in graph.node if node.op_type == "GRU" and node.domain in ("", "ai.onnx")]
     if not grus:
         raise ValueError(f"{source}: has no GRU node in its main graph (operators: "
-                         f"{sorted({node.op_type for node in graph.node})}).")
+                         f"{_shown_list(sorted({node.op_type for node in graph.node}))}).")
     result: dict[str, Any] = {}
     for i, node in enumerate(grus):
         key = node.name or f"GRU_{i}"
         if key in result:
-            raise ValueError(f"{source}: two GRU nodes are named {key!r}; from_onnx keys the params by node name.")
-        result[key] = _node_params(graph, tensors, node, f"{source}: GRU node {key!r}")
+            raise ValueError(f"{source}: two GRU nodes are named {_shown(key)}; from_onnx keys the params by node "
+                             "name.")
+        result[key] = _node_params(graph, tensors, node, f"{source}: GRU node {_shown(key)}")
+    _check_model(model, source)
     return result
+
+
+def _check_model(model, source: str) -> None:
+    """``onnx.checker.check_model``, its failure a ValueError naming ``source``; skipped
+    for a model with external data (the checker would look for the files it names)."""
+    import onnx.checker
+    from onnx import TensorProto
+
+    tensors = list(model.graph.initializer) + [attribute.t for node in model.graph.node
+                                               for attribute in node.attribute if attribute.HasField("t")]
+    if any(tensor.data_location == TensorProto.EXTERNAL for tensor in tensors):
+        return
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as error:
+        raise ValueError(f"{source}: the ONNX checker refuses this model ({_shown(str(error))}).") from None
