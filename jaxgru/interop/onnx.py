@@ -47,7 +47,7 @@ onnx is imported only when these functions run (``pip install onnx``).
 `from_onnx` treats a file as untrusted: at most ``max_bytes`` (`DEFAULT_MAX_BYTES`, 256
 MiB) are read, and before protobuf parses them a scan of the wire format counts the
 entries the parse would allocate (messages, strings, list items) against
-`max_entries` of that size, so memory stays within a small multiple of the file's size.
+`default_max_entries` of its size, so memory stays within a small multiple of the file's size.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from jaxgru.types import Params
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPSET", "MIN_OPSET", "from_onnx", "max_entries", "to_onnx"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPSET", "MIN_OPSET", "default_max_entries", "from_onnx", "to_onnx"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
@@ -307,13 +307,14 @@ def _shown_list(items: Any) -> str:
     return f"[{shown}{more}]"
 
 
-def max_entries(max_bytes: int) -> int:
+def default_max_entries(size: int) -> int:
     """The most protobuf entries (messages, strings and bytes fields, list items) that
-    `from_onnx` lets a file of at most ``max_bytes`` bytes declare: ``max(2**20,
-    max_bytes // 64)``. Each entry costs the parsed model up to ~150 bytes however few
-    bytes it takes in the file (an empty node takes 2), so this bounds the parse's memory
-    by a small multiple of ``max_bytes``; a GRU model has a few hundred entries."""
-    return max(2 ** 20, max_bytes // 64)
+    `from_onnx` lets a file of ``size`` bytes declare by default: ``max(2**18, size //
+    16)``. Each entry costs the parsed model up to ~150 bytes however few bytes it takes
+    in the file (an empty node takes 2), so the parse stays within about 10 times the
+    file's size (+ 40 MB); a GRU model has a few hundred entries and most of its bytes
+    in weights."""
+    return max(2 ** 18, size // 16)
 
 
 def _read_varint(data: bytes, position: int, end: int, source: str) -> tuple[int, int]:
@@ -350,8 +351,8 @@ def _count_entries(data: bytes, descriptor, budget: int, source: str) -> None:
             entries += 1
             if entries > budget:
                 raise ValueError(f"{source}: declares more than {budget} protobuf entries (nodes, attributes, "
-                                 "list items, ...), more than a file of this size may hold here; for a model you "
-                                 "trust, raise max_bytes= (the limit is max(2**20, max_bytes // 64)).")
+                                 "list items, ...), more than from_onnx parses from a file of this size; for a "
+                                 "model you trust, pass a larger max_entries=.")
             if wire_type == 0:
                 _, position = _read_varint(data, position, end, source)
             elif wire_type == 1:
@@ -387,13 +388,14 @@ def _read_bounded(path: str, max_bytes: int) -> bytes:
     return data
 
 
-def _load(model_or_path: Any, max_bytes: int) -> tuple[onnx.ModelProto, str, bool]:
-    """The model, the label its errors start with, and whether it was read from a file
-    (of at most ``max_bytes`` bytes, scanned by `_count_entries` before it is parsed,
-    without external data)."""
+def _load(model_or_path: Any, max_bytes: int, most_entries: int | None) -> tuple[onnx.ModelProto, str]:
+    """The model and the label its errors start with; a file is read if it has at most
+    ``max_bytes`` bytes, its entries counted by `_count_entries` (at most
+    ``most_entries``, default `default_max_entries` of its size) before it is parsed, without
+    external data."""
     onnx = _import_onnx()
     if isinstance(model_or_path, onnx.ModelProto):
-        return model_or_path, "model", False
+        return model_or_path, "model"
     if not isinstance(model_or_path, (str, os.PathLike)):
         raise TypeError(f"model_or_path: expected an onnx.ModelProto or a file path, "
                         f"got {type(model_or_path).__name__}.")
@@ -405,13 +407,14 @@ def _load(model_or_path: Any, max_bytes: int) -> tuple[onnx.ModelProto, str, boo
     if not os.path.isfile(path):
         raise ValueError(f"{path}: not a regular file; expected an .onnx model file.")
     data = _read_bounded(path, max_bytes)
-    _count_entries(data, onnx.ModelProto.DESCRIPTOR, max_entries(max_bytes), path)
+    budget = default_max_entries(len(data)) if most_entries is None else most_entries
+    _count_entries(data, onnx.ModelProto.DESCRIPTOR, budget, path)
     try:
         model = onnx.load_model_from_string(data)
     except Exception as error:  # noqa: BLE001 (protobuf's DecodeError and its kin: not an ONNX model)
         raise ValueError(f"{path}: not a readable ONNX model ({type(error).__name__}: "
                          f"{_shown(str(error))}).") from None
-    return model, path, True
+    return model, path
 
 
 def _constant_tensors(graph, source: str) -> dict[str, Any]:
@@ -606,18 +609,22 @@ def _node_params(graph, tensors, node, label: str) -> Params | dict[str, Params]
     return per_direction[0]
 
 
-def from_onnx(model_or_path: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Params | dict[str, Params]]:
+def from_onnx(model_or_path: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
+              max_entries: int | None = None) -> dict[str, Params | dict[str, Params]]:
     """jaxgru params of every ``GRU`` node in an ONNX model's main graph.
 
     Args:
       model_or_path: an ``onnx.ModelProto`` or the path of an ``.onnx`` file. A file is
         read as untrusted: it must be a regular file of at most ``max_bytes`` bytes,
-        its protobuf entries are counted before it is parsed (at most
-        `max_entries` ``(max_bytes)``), it is parsed without external data, and weights
-        stored as external data are refused (a model names such files itself).
+        its protobuf entries are counted before it is parsed (at most ``max_entries``),
+        it is parsed without external data, and weights stored as external data are
+        refused (a model names such files itself).
       max_bytes: the largest file read, `DEFAULT_MAX_BYTES` (256 MiB) by default; raise
-        it for a larger model you trust. Memory stays within a small multiple of it.
-        Not used for a ``ModelProto`` (already in memory).
+        it for a larger model you trust. Not used for a ``ModelProto`` (already in memory).
+      max_entries: the most protobuf entries (nodes, attributes, names, list items) a
+        file may declare; None: `jaxgru.interop.onnx.default_max_entries` of its size,
+        ``max(2**18, size // 16)``, which keeps the parse within about 10 times the
+        file's size. Raise it for a model you trust that has many small nodes.
 
     Returns:
       ``{node name: params}`` in node order; a node without a name is ``"GRU_<i>"``, ``i``
@@ -654,7 +661,7 @@ def from_onnx(model_or_path: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict
       FileNotFoundError: no file at the path.
       TypeError: neither a ModelProto nor a path; ``max_bytes`` not an integer.
       ValueError: not a readable model or not a regular file; a file over ``max_bytes``
-        or declaring more entries than `max_entries`; a name defined twice; a model the
+        or declaring more than ``max_entries`` entries; a name defined twice; a model the
         ONNX checker refuses; no GRU node; a node with
         ``clip``, non-default activations, weights that are graph inputs, computed by
         other nodes or external data, or shapes that disagree (with each other, with
@@ -663,7 +670,9 @@ def from_onnx(model_or_path: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict
     max_bytes = check_int(max_bytes, "max_bytes")
     if max_bytes <= 0:
         raise ValueError(f"max_bytes: expected a positive number of bytes, got {max_bytes}.")
-    model, source, _ = _load(model_or_path, max_bytes)
+    if max_entries is not None and check_int(max_entries, "max_entries") <= 0:
+        raise ValueError(f"max_entries: expected a positive number of entries, got {max_entries}.")
+    model, source = _load(model_or_path, max_bytes, max_entries)
     graph = model.graph
     tensors = _constant_tensors(graph, source)
     grus = [node for node in graph.node if node.op_type == "GRU" and node.domain in ("", "ai.onnx")]
