@@ -152,3 +152,13 @@ def as_integer_array(value: Any, argument: str, expected: str, accepts_dtype: Ca
         if smallest < low or largest > high:
             raise ValueError(f"{argument}: expected {allowed}, got values from {smallest} to {largest}.")
     return (value if isinstance(value, jax.Array) else jnp.asarray(host)), False
+
+
+def shown_keys(keys: Any, most: int = 8, characters: int = 60) -> str:
+    """At most ``most`` of ``keys`` (sorted as text, each repr cut to ``characters``) for
+    an error message, then "...and N more": a hostile dict can hold millions of keys, or
+    huge ones."""
+    keys = sorted(keys, key=str)
+    texts = [repr(key) if len(repr(key)) <= characters else repr(key)[:characters] + "..." for key in keys[:most]]
+    more = f", ...and {len(keys) - most} more" if len(keys) > most else ""
+    return f"[{', '.join(texts)}{more}]"

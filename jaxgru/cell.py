@@ -24,6 +24,7 @@ from jaxgru._validation import (
     check_positive_int,
     check_rate,
     renamed_keyword,
+    shown_keys,
 )
 from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
 from jaxgru.types import Params, State
@@ -251,7 +252,7 @@ class GRUCell:
             check_floating(params[name], f"params[{name!r}]")
         extra = set(params) - set(expected)
         if extra:
-            raise ValueError(f"params: unexpected keys {sorted(extra)} (use_bias={self.use_bias}).")
+            raise ValueError(f"params: unexpected keys {shown_keys(extra)} (use_bias={self.use_bias}).")
         return d
 
     # the new state comes back in the structure the state came in: an array, or a list/tuple
@@ -354,7 +355,7 @@ class GRUCell:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(config) - known
         if unknown:
-            raise ValueError(f"config: unknown keys {sorted(unknown)}; expected some of {sorted(known)}.")
+            raise ValueError(f"config: unknown keys {shown_keys(unknown)}; expected some of {sorted(known)}.")
         cell = cls(**config)
         if seed is not None and (is_active(cell.dropout) or is_active(cell.recurrent_dropout)):
             warnings.warn(f"config['seed']={seed!r}: Keras seeds its dropout masks with it; jaxgru draws them from "

@@ -230,7 +230,7 @@ def make_train_step(loss_fn: Callable[[PyTree, PyTree, jax.Array | None], jax.Ar
 
     jitted = jax.jit(step, in_shardings=(copies, copies, _batch_shardings(mesh, axis, batch_dim), copies),
                      out_shardings=copies, donate_argnums=(0, 1) if donate else ())
-    return _CheckedStep(jitted, batch_dim)
+    return _CheckedStep(jitted, batch_dim, mesh, axis)
 
 
 class _CheckedStep:
@@ -239,14 +239,17 @@ class _CheckedStep:
     does not fit the batch. Other attributes (``lower``, ``trace``, ...) are the jitted
     function's."""
 
-    def __init__(self, jitted: Callable[..., TrainStep], batch_dim: PyTree):
+    def __init__(self, jitted: Callable[..., TrainStep], batch_dim: PyTree, mesh: Mesh, axis: AxisNames):
         self._jitted = jitted
         self._batch_dim = batch_dim
+        self._mesh = mesh
+        self._axis = axis
 
     def __call__(self, params: PyTree, opt_state: optax.OptState, batch: PyTree, key: jax.Array | None):
         for argument, tree in (("params", params), ("opt_state", opt_state), ("batch", batch), ("key", key)):
             _check_not_deleted(tree, argument)
         _check_batch_dim_prefix(self._batch_dim, batch)
+        _check_divisible(batch, self._mesh, self._axis, self._batch_dim)
         return self._jitted(params, opt_state, batch, key)
 
     def __getattr__(self, name: str) -> Any:
@@ -261,3 +264,22 @@ def _check_not_deleted(tree: PyTree, argument: str) -> None:
                 "earlier call of this train step: make_train_step(..., donate=True) reuses the buffers of "
                 "params and opt_state for its outputs. Pass the params and opt_state that the previous "
                 "call returned, or build the step with donate=False to keep the inputs.")
+
+
+def _check_divisible(batch: PyTree, mesh: Mesh, axis: AxisNames, batch_dim: PyTree) -> None:
+    """Each array's (global) batch dimension splits evenly over the mesh axis: a ValueError
+    naming the array, its batch size and the mesh, before JAX's ``IndivisibleError``."""
+    devices = math.prod(mesh.shape[a] for a in _check_axis(mesh, axis))
+
+    def check(prefix, dim, subtree):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(subtree):
+            shape = np.shape(leaf)
+            if len(shape) <= dim or shape[dim] % devices:
+                size = shape[dim] if len(shape) > dim else "no such dimension"
+                raise ValueError(
+                    f"batch{jax.tree_util.keystr(prefix + path)}: batch size {size} (dimension {dim} of shape "
+                    f"{shape}) does not divide over the {devices} devices of mesh axis {axis!r} (mesh "
+                    f"{dict(mesh.shape)}); pad or drop rows to a multiple of {devices}, or use a mesh whose "
+                    "axis size divides the batch.")
+
+    jax.tree_util.tree_map_with_path(check, batch_dim, batch)

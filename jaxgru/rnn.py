@@ -153,12 +153,14 @@ def _invalid_rows(*rows: jax.Array | None) -> jax.Array | None:
 
 
 def _nan_rows(invalid: jax.Array | None, array: jax.Array) -> jax.Array:
-    """``array`` (``(..., B, U)``) with the rows flagged in ``invalid`` ``(B,)`` set to NaN:
-    a traced argument that the eager checks would have refused gives NaN results (and a
-    NaN loss), never a silently clamped one."""
+    """``array`` (``(..., B, U)``) with the rows flagged in ``invalid`` ``(B,)`` made NaN:
+    a traced argument that the eager checks would have refused gives NaN results, a NaN
+    loss and NaN gradients, never a silently clamped one. The rows are multiplied by NaN
+    (the others by exactly 1) rather than replaced, so that the gradients flowing back
+    through them are NaN too."""
     if invalid is None:
         return array
-    return jnp.where(invalid[:, None], jnp.asarray(jnp.nan, array.dtype), array)
+    return array * jnp.where(invalid, jnp.nan, 1.0).astype(array.dtype)[:, None]
 
 
 def _reversed_resets(resets: jax.Array) -> jax.Array:
@@ -255,8 +257,9 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         traced (NumPy, lists, concrete arrays) outside ``[0, T]`` are a ValueError,
         checked before any cast to int32; traced lengths (arguments of a jitted or
         exported function) cannot raise, so a row whose length lies outside ``[0, T]``
-        gets NaN outputs and a NaN final state (never a clamped length). The same holds
-        for integer ``mask`` / ``resets`` entries other than 0 and 1.
+        gets NaN outputs, a NaN final state and so NaN gradients (never a clamped
+        length). The same holds for integer ``mask`` / ``resets`` entries other than 0
+        and 1.
       resets: booleans (or 0/1 integers) in the mask's layout: ``resets[b, t]`` True
         means step ``t`` starts a new segment (episode) in row ``b``: the state entering
         step ``t`` is replaced by ``reset_state[b]`` (by default ``initial_state[b]``,

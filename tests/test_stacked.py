@@ -345,8 +345,9 @@ def numpy_state_dict(num_layers=L, bidirectional=False):
 @pytest.mark.parametrize("change,error,match", [
     (lambda sd: sd.pop("bias_hh_l1"), ValueError, r"missing 'bias_hh_l1' of shape \(15,\)"),
     (lambda sd: [sd.pop(k) for k in list(sd) if k.endswith("_l1")], ValueError,
-     r"state_dict: no keys of layers \[1\], but keys of layer 2"),
-    (lambda sd: sd.update(weight_ih_l4=sd["weight_ih_l2"]), ValueError, r"no keys of layers \[3\]"),
+     r"state_dict\['weight_ih_l2'\]: a key of layer 2, but no keys of layer 1"),
+    (lambda sd: sd.update(weight_ih_l4=sd["weight_ih_l2"]), ValueError,
+     r"state_dict\['weight_ih_l4'\]: a key of layer 4, but no keys of layer 3"),
     (lambda sd: sd.update(weight_ih_l1_reverse=sd["weight_ih_l1"]), ValueError, "missing 'weight_ih_l0_reverse'"),
     (lambda sd: [sd.pop(k) for k in list(sd)], ValueError, "no nn.GRU keys such as 'weight_ih_l0'"),
     (lambda sd: sd.update(weight_hh_l2=sd["weight_hh_l2"][:, :3]), ValueError, r"weight_hh_l2'\]: expected shape"),

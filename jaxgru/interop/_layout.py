@@ -23,11 +23,15 @@ WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
 def as_numpy(array: Any, label: str) -> np.ndarray:
-    """A fresh numpy copy of a numpy/JAX array or a torch tensor (``label`` names it in errors).
+    """A fresh numpy copy of a numpy/JAX array or a torch tensor (``label`` names it in errors);
+    a tensor on torch's ``meta`` device (no values) is a ValueError.
 
     torch is duck-typed (``.detach().cpu()``); it is imported only to read a bfloat16
     tensor's bits, which numpy cannot hold.
     """
+    if getattr(array, "is_meta", False) is True:  # torch's meta device: a shape, no values
+        raise ValueError(f"{label}: a tensor on the 'meta' device has a shape but no values; materialize the "
+                         "weights first.")
     if hasattr(array, "detach") and hasattr(array, "cpu"):
         array = array.detach().cpu()
         if str(array.dtype) == "torch.bfloat16":

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from jaxgru import activations
+from jaxgru._validation import shown_keys
 from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import as_numpy, fold_bias, from_torch_layout, to_torch_layout
 from jaxgru.types import Params
@@ -118,7 +119,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
     inner, path = _unwrap(params)
     extra = set(inner) - set(_LINEN_WEIGHTS)
     if extra:
-        raise ValueError(f"{path}: unexpected keys {sorted(map(str, extra))}; a flax.linen.GRUCell has "
+        raise ValueError(f"{path}: unexpected keys {shown_keys(extra)}; a flax.linen.GRUCell has "
                          f"{list(_LINEN_WEIGHTS)}.")
     arrays: dict[tuple[str, str], np.ndarray] = {}
     for name, weights in _LINEN_WEIGHTS.items():
@@ -130,7 +131,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
                             f"{type(inner[name]).__name__}.")
         extra = set(inner[name]) - set(weights)
         if extra:
-            raise ValueError(f"{path}[{name!r}]: unexpected keys {sorted(map(str, extra))}; a flax.linen.GRUCell's "
+            raise ValueError(f"{path}[{name!r}]: unexpected keys {shown_keys(extra)}; a flax.linen.GRUCell's "
                              f"{name!r} has {list(weights)}.")
         for weight in weights:
             label = f"{path}[{name!r}][{weight!r}]"

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxgru._validation import shown_keys
 from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import as_numpy, check_against_cell, check_fixed_activations, check_keras_params
 from jaxgru.types import Params
@@ -59,7 +60,7 @@ def _module_params(params: Any) -> tuple[Mapping, str]:
         return params, "params"
     if len(params) != 1:
         raise ValueError(f"params: expected one hk.GRU's params ({{'w_i', 'w_h', 'b'}} or {{module_name: {{...}}}}), "
-                         f"got {len(params)} modules {sorted(map(str, params))}; pass params[name] of the GRU.")
+                         f"got {len(params)} modules {shown_keys(params)}; pass params[name] of the GRU.")
     ((name, inner),) = params.items()
     if not isinstance(inner, Mapping):
         raise TypeError(f"params[{name!r}]: expected a mapping {{'w_i', 'w_h', 'b'}}, got {type(inner).__name__}.")
@@ -86,7 +87,7 @@ def from_haiku(params: Mapping[str, Any]) -> tuple[GRUCell, Params]:
     inner, label = _module_params(params)
     extra = set(inner) - set(_NAMES)
     if extra:
-        raise ValueError(f"{label}: unexpected keys {sorted(map(str, extra))}; an hk.GRU has {list(_NAMES)}.")
+        raise ValueError(f"{label}: unexpected keys {shown_keys(extra)}; an hk.GRU has {list(_NAMES)}.")
     arrays = {}
     for name in _NAMES:
         if name not in inner:

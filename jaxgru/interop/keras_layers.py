@@ -71,12 +71,12 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from jaxgru._validation import check_bool
+from jaxgru._validation import check_bool, shown_keys
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import is_active
 from jaxgru.rnn import MERGE_MODES
 
-__all__ = ["layer_from_config"]
+__all__ = ["MAX_CONFIG_DEPTH", "layer_from_config"]
 
 Cells = GRUCell | tuple[GRUCell, GRUCell]
 
@@ -95,14 +95,33 @@ _SERIALIZED_KEYS = frozenset({"module", "registered_name", "build_config", "shar
 _USE_CUDNN = ("auto", True, False)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every mapping a dict and every list a list (tf_keras hands out
-    tracking wrappers around its dicts and lists)."""
+# The deepest nesting of dicts and lists read from a config (a Keras GRU config nests
+# about 5 deep: layer, initializer config, its dtype policy...).
+MAX_CONFIG_DEPTH = 64
+
+
+def _plain(value: Any, label: str, depth: int = 0, ancestors: frozenset[int] = frozenset()) -> Any:
+    """``value`` with every mapping a dict and every list (or tuple) a list (tf_keras hands
+    out tracking wrappers around its dicts and lists). A config nested deeper than
+    `MAX_CONFIG_DEPTH` or containing itself is a ValueError naming the key path ``label``
+    (instead of a RecursionError)."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return value
+    if id(value) in ancestors:
+        raise ValueError(f"{label}: contains itself (a cycle); a Keras config is a tree of dicts and lists.")
+    if depth >= MAX_CONFIG_DEPTH:
+        raise ValueError(f"{label[:300]}...: nested more than {MAX_CONFIG_DEPTH} dicts and lists deep; a Keras "
+                         "layer config nests a few levels.")
+    ancestors = ancestors | {id(value)}
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+        return {key: _plain(item, f"{label}[{_short(key)}]", depth + 1, ancestors) for key, item in value.items()}
+    items = [_plain(item, f"{label}[{i}]", depth + 1, ancestors) for i, item in enumerate(value)]
+    return items if isinstance(value, list) else tuple(items)
+
+
+def _short(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _unwrap(config: Any, label: str) -> tuple[str, dict[str, Any]]:
@@ -111,7 +130,7 @@ def _unwrap(config: Any, label: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(config, Mapping):
         raise TypeError(f"{label}: expected a Keras layer config dict, got {type(config).__name__}.")
     if "class_name" not in config:
-        return ("Bidirectional" if "layer" in config else "GRU"), _plain(config)
+        return ("Bidirectional" if "layer" in config else "GRU"), _plain(config, label)
     class_name, inner = config["class_name"], config.get("config")
     if not isinstance(class_name, str):
         raise ValueError(f"{label}['class_name']: expected a string, got {class_name!r}.")
@@ -119,8 +138,8 @@ def _unwrap(config: Any, label: str) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"{label}['config']: expected the layer's config dict, got {type(inner).__name__}.")
     extra = set(config) - {"class_name", "config"} - _SERIALIZED_KEYS
     if extra:
-        raise ValueError(f"{label}: unknown keys {sorted(extra)} in a serialized layer config.")
-    return class_name, _plain(inner)
+        raise ValueError(f"{label}: unknown keys {shown_keys(extra)} in a serialized layer config.")
+    return class_name, _plain(inner, f"{label}['config']")
 
 
 def _seed_warning(seed: Any, cell: GRUCell, label: str) -> str | None:
@@ -136,7 +155,7 @@ def _gru(config: dict[str, Any], label: str) -> tuple[GRUCell, dict[str, Any], l
     """The cell, the `jaxgru.rnn` options and the warnings of a flat GRU layer config."""
     unknown = set(config) - _CELL_KEYS - _LAYER_KEYS
     if unknown:
-        raise ValueError(f"{label}: unknown keys {sorted(unknown)} for a Keras GRU layer; jaxgru reads "
+        raise ValueError(f"{label}: unknown keys {shown_keys(unknown)} for a Keras GRU layer; jaxgru reads "
                          f"{sorted(_CELL_KEYS | _LAYER_KEYS)}.")
     if config.get("activity_regularizer") is not None:
         raise ValueError(f"{label}['activity_regularizer']: {config['activity_regularizer']!r} is not supported "
@@ -175,7 +194,7 @@ def _inner_gru(config: Any, label: str) -> tuple[GRUCell, dict[str, Any], list[s
 def _bidirectional(config: dict[str, Any], label: str) -> tuple[tuple[GRUCell, GRUCell], dict[str, Any], list[str]]:
     unknown = set(config) - _BIDIRECTIONAL_KEYS
     if unknown:
-        raise ValueError(f"{label}: unknown keys {sorted(unknown)} for a Keras Bidirectional layer; jaxgru reads "
+        raise ValueError(f"{label}: unknown keys {shown_keys(unknown)} for a Keras Bidirectional layer; jaxgru reads "
                          f"{sorted(_BIDIRECTIONAL_KEYS)}.")
     if "layer" not in config:
         raise ValueError(f"{label}: missing 'layer' (the wrapped GRU layer's config).")
@@ -226,7 +245,8 @@ def layer_from_config(config: Mapping[str, Any]) -> tuple[Cells, dict[str, Any]]
     Raises:
       TypeError: ``config`` (or a nested layer config) is not a dict, or a flag is not a bool.
       ValueError: naming the key: a class other than ``GRU`` or ``Bidirectional(GRU)``,
-        an unknown key, a non-None ``activity_regularizer``, a ``Bidirectional`` whose
+        a config nested deeper than `MAX_CONFIG_DEPTH` (64) dicts and lists or containing
+        itself, an unknown key, a non-None ``activity_regularizer``, a ``Bidirectional`` whose
         forward layer has ``go_backwards=True``, or a cell argument `GRUCell` rejects.
 
     Warns:

@@ -44,6 +44,33 @@ _KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 _GRU_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(0|[1-9][0-9]*)(_reverse)?")
 
 
+# Error messages list at most this many keys, each cut to this many characters.
+_SHOWN_KEYS, _SHOWN_CHARACTERS = 8, 100
+
+
+def _shown_key(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= _SHOWN_CHARACTERS else f"{text[:_SHOWN_CHARACTERS]}... ({len(text)} characters)"
+
+
+def _shown_keys(state_dict: Mapping[str, Any]) -> str:
+    """The first `_SHOWN_KEYS` keys of ``state_dict`` (sorted as text), then "...and N more"."""
+    keys = sorted(state_dict, key=str)
+    shown = ", ".join(_shown_key(key) for key in keys[:_SHOWN_KEYS])
+    return f"[{shown}{f', ...and {len(keys) - _SHOWN_KEYS} more' if len(keys) > _SHOWN_KEYS else ''}]"
+
+
+def _tensor(state_dict: Mapping[str, Any], key: str) -> Any:
+    """``state_dict[key]``, refused (a ValueError naming the key) when it is a tensor on
+    torch's ``meta`` device, which has a shape but no values."""
+    tensor = state_dict[key]
+    if getattr(tensor, "is_meta", False) is True:
+        raise ValueError(f"state_dict[{key!r}]: a tensor on the 'meta' device has a shape but no values; load or "
+                         "materialize the module's weights first (e.g. module.to_empty(device='cpu') and then "
+                         "load_state_dict) and pass its state_dict().")
+    return tensor
+
+
 def _keys(layer: int, reverse: bool) -> dict[str, str]:
     suffix = f"_l{layer}{'_reverse' if reverse else ''}"
     return {kind: kind + suffix for kind in _KINDS}
@@ -88,8 +115,8 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
     keys = _source_keys(state_dict, layer, reverse)
     if keys["weight_ih"] not in state_dict:
         raise ValueError(f"state_dict: missing {keys['weight_ih']!r} of shape (3*hidden_size, input_size) "
-                       f"(layer={layer}, reverse={reverse}); present keys: {sorted(state_dict)}.")
-    weight_ih = as_numpy(state_dict[keys["weight_ih"]], keys["weight_ih"])
+                       f"(layer={layer}, reverse={reverse}); present keys: {_shown_keys(state_dict)}.")
+    weight_ih = as_numpy(_tensor(state_dict, keys["weight_ih"]), keys["weight_ih"])
     if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 3 or weight_ih.shape[1] == 0:
         raise ValueError(f"state_dict[{keys['weight_ih']!r}]: expected shape (3*hidden_size, input_size), "
                          f"got {weight_ih.shape}.")
@@ -103,7 +130,7 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
         if keys[kind] not in state_dict:
             raise ValueError(f"state_dict: missing {keys[kind]!r} of shape {shape} (hidden_size={units} from "
                            f"{keys['weight_ih']!r}).")
-        arrays[kind] = as_numpy(state_dict[keys[kind]], keys[kind])
+        arrays[kind] = as_numpy(_tensor(state_dict, keys[kind]), keys[kind])
         if arrays[kind].shape != shape:
             raise ValueError(f"state_dict[{keys[kind]!r}]: expected shape {shape} for hidden_size={units} "
                              f"(from {keys['weight_ih']!r}), got {arrays[kind].shape}.")
@@ -152,19 +179,32 @@ def from_torch_stack(state_dict: Mapping[str, Any]) -> list:
     """
     _check_state_dict(state_dict)
     directions_of: dict[int, set[bool]] = {}
+    key_of: dict[int, str] = {}
     for key in state_dict:
         match = _GRU_KEY.fullmatch(key) if isinstance(key, str) else None
-        if match:
-            directions_of.setdefault(int(match[2]), set()).add(match[3] is not None)
+        if not match:
+            continue
+        # a layer index needs at most one key of its own: anything beyond the dict's size
+        # is absurd, and is refused before it is even converted to an int
+        if len(match[2]) > len(str(len(state_dict))) or int(match[2]) >= len(state_dict):
+            digits = match[2] if len(match[2]) <= 20 else f"{match[2][:20]}... ({len(match[2])} digits)"
+            raise ValueError(f"state_dict[{_shown_key(key)}]: layer index {digits}, but the "
+                             f"state dict holds only {len(state_dict)} keys; an nn.GRU with num_layers=L has "
+                             "'weight_ih_l{k}', ... for k in 0..L-1.")
+        layer = int(match[2])
+        directions_of.setdefault(layer, set()).add(match[3] is not None)
+        key_of.setdefault(layer, key)
     if not directions_of:
         hint = " (this is an nn.GRUCell state dict: use from_torch)" if "weight_ih" in state_dict else ""
         raise ValueError(f"state_dict: no nn.GRU keys such as 'weight_ih_l0'{hint}; present keys: "
-                       f"{sorted(map(str, state_dict))}.")
-    count = max(directions_of) + 1
-    gaps = [k for k in range(count) if k not in directions_of]
-    if gaps:
-        raise ValueError(f"state_dict: no keys of layers {gaps}, but keys of layer {count - 1}; an nn.GRU with "
-                       f"num_layers={count} has 'weight_ih_l{{k}}', ... for every layer k in 0..{count - 1}.")
+                         f"{_shown_keys(state_dict)}.")
+    count = len(directions_of)
+    beyond = sorted(layer for layer in directions_of if layer >= count)
+    if beyond:
+        missing = min(k for k in range(count) if k not in directions_of)
+        raise ValueError(f"state_dict[{_shown_key(key_of[beyond[0]])}]: a key of layer {beyond[0]}, but no keys "
+                         f"of layer {missing}; an nn.GRU with num_layers=L has 'weight_ih_l{{k}}', ... for every "
+                         f"layer k in 0..L-1 (keys of {count} layers found).")
     if not any(True in directions for directions in directions_of.values()):
         return [from_torch(state_dict, layer=k) for k in range(count)]
     return [{"forward": from_torch(state_dict, layer=k), "backward": from_torch(state_dict, layer=k, reverse=True)}
