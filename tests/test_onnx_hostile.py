@@ -200,11 +200,12 @@ def _with_attributes(*attributes, replace=()):
      "the attribute 'hidden_size' has type FLOAT; expected INT"),
     ([helper.make_attribute("x" * 10 ** 6, [1, 2])], (), r"has the attribute 'xxxx.*\(1000002 characters\), which "
                                                         "ONNX's GRU does not define"),
-    ([helper.make_attribute("activations", [""] * 1000)], ("activations",), "'activations' has 1000 entries; a GRU's has at most 4"),
+    ([helper.make_attribute("activations", [""] * 1000)], ("activations",),
+     "'activations' has 1000 entries; a GRU's has at most 4"),
     ([helper.make_attribute("activation_alpha", [0.5] * 1000)], (), "'activation_alpha' has 1000 entries"),
     ([helper.make_attribute("direction", "b" * 10 ** 6)], ("direction",), r"direction='bbbb.*\.\.\.'; expected"),
-    ([helper.make_attribute("activations", ["Relu" * 10 ** 5, "Tanh"])], ("activations",), r"activations=\['ReluRelu.*\.\.\.', "
-                                                                            r"'Tanh'\].*not ONNX's defaults"),
+    ([helper.make_attribute("activations", ["Relu" * 10 ** 5, "Tanh"])], ("activations",),
+     r"activations=\['ReluRelu.*\.\.\.', 'Tanh'\].*not ONNX's defaults"),
 ])
 def test_attributes_are_checked_before_they_are_read(attributes, replace, match):
     """Only ONNX GRU's attributes, once each, of their type; lists of at most 4 entries
