@@ -4,7 +4,7 @@ processes.
 This process runs Keras 3 on TensorFlow (conftest.py), where `GRU` must be exactly
 ``keras.layers.GRU``. Keras fixes its backend at import, so the JAX-backend files
 (``tests/keras_jax/check_*.py``: Keras's own GRU tests, parity, models, distribution)
-each run in a child ``pytest`` with ``KERAS_BACKEND=jax`` and four CPU devices; a child's
+run in child ``pytest`` processes with ``KERAS_BACKEND=jax`` and four CPU devices; a child's
 failure fails the test that ran it, with the child's report.
 """
 
@@ -20,18 +20,26 @@ import pytest
 from jaxgru.keras import GRU
 
 ROOT = Path(__file__).resolve().parent.parent
-CHILD_FILES = sorted((Path(__file__).parent / "keras_jax").glob("check_*.py"))
+CHILD_DIR = Path(__file__).parent / "keras_jax"
+# One child process per group (each pays for importing Keras and JAX once).
+CHILD_GROUPS = {"keras_upstream": ["check_keras_gru.py", "check_keras_bidirectional.py"],
+                "parity": ["check_parity.py"], "models": ["check_models.py"]}
 
 
-@pytest.mark.parametrize("path", CHILD_FILES, ids=lambda path: path.stem)
-def test_on_the_jax_backend(path):
+def test_every_child_file_is_in_a_group():
+    assert sorted(path.name for path in CHILD_DIR.glob("check_*.py")) == sorted(sum(CHILD_GROUPS.values(), []))
+
+
+@pytest.mark.parametrize("group", CHILD_GROUPS)
+def test_on_the_jax_backend(group):
     env = {**os.environ, "KERAS_BACKEND": "jax",
            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip(),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
-                          "python_files=check_*.py", str(path)],
+                          "python_files=check_*.py", *(str(CHILD_DIR / name) for name in CHILD_GROUPS[group])],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, f"{path.name} failed on the JAX backend:\n{run.stdout[-12000:]}\n{run.stderr[-3000:]}"
+    report = f"{run.stdout[-12000:]}\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, f"{CHILD_GROUPS[group]} failed on the JAX backend:\n{report}"
     assert " passed" in run.stdout and " skipped" not in run.stdout
 
 
