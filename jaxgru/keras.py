@@ -1,8 +1,7 @@
 """`GRU`: Keras 3's ``keras.layers.GRU`` whose sequence loop is jaxgru's on the JAX backend.
 
-Change one import and keep the rest of a Keras program::
-
-    from jaxgru.keras import GRU   # instead of: from keras.layers import GRU
+Change one import and keep the rest of a Keras program:
+``from jaxgru.keras import GRU`` instead of ``from keras.layers import GRU``.
 
 `GRU` subclasses ``keras.layers.GRU``: the same constructor arguments and defaults, the
 same cell and variables (``kernel (D, 3U)``, ``recurrent_kernel (U, 3U)``, ``bias (3U,)``
@@ -11,10 +10,8 @@ interchange with ``keras.layers.GRU``), the same ``get_config``,
 ``compute_output_shape``, masking, ``stateful`` state variables, regularizers and
 constraints. Only the loop over the ``T`` steps of an input ``(B, T, D)`` differs: on
 the JAX backend it is `jaxgru.rnn` (inputs projected outside the loop, the fused
-backward, every mask), computing what Keras's loop computes:
-
-    h_t = z_t ⊙ h_{t-1} + (1 − z_t) ⊙ φ(x_t W_h + b_h + r_t ⊙ (h_{t-1} U_h + b'_h))
-
+backward, every mask), computing what Keras's loop computes,
+``h_t = z_t ⊙ h_{t-1} + (1 − z_t) ⊙ φ(x_t W_h + b_h + r_t ⊙ (h_{t-1} U_h + b'_h))``
 (``reset_after=True``; ``reset_after=False`` multiplies ``r_t ⊙ h_{t-1}`` by ``U_h``
 instead), with ``z_t, r_t = σ(x_t W + h_{t-1} U + b)`` and σ, φ the layer's own Keras
 activations (Keras 3's, e.g. its ``hard_sigmoid`` ``relu6(x + 3) / 6``). Outputs
