@@ -27,13 +27,14 @@ SOURCE_DIRS = ("notebooks", "examples", "benchmarks", "jaxgru", "tests", "docs")
 REPO_PATH = re.compile(rf"\b(?:{'|'.join(SOURCE_DIRS)})/[\w./-]*\w")
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&"}
 PYTHONS = {"python", "python3"}
+ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
 
 
 def shell_commands(text: str) -> list[tuple[int, list[str]]]:
     """``(line, words)`` of every simple command in the ```bash blocks (split at ``&&``, ``;``, ...)."""
     commands = []
     for first_line, block in fenced_blocks(text, "bash"):
-        for offset, row in enumerate(block.splitlines()):
+        for offset, row in logical_lines(block):
             lexer = shlex.shlex(row, posix=True, punctuation_chars=";&|")
             lexer.whitespace_split = True
             words = []
@@ -42,9 +43,25 @@ def shell_commands(text: str) -> list[tuple[int, list[str]]]:
                     if words:
                         commands.append((first_line + offset, words))
                     words = []
-                else:
+                elif words or not ENV_ASSIGNMENT.fullmatch(token):  # VAR=value before a command sets its environment
                     words.append(token)
     return commands
+
+
+def logical_lines(block: str) -> list[tuple[int, str]]:
+    """``(offset, line)`` of a shell block's lines, a line ending in a backslash joined with the next."""
+    lines, start, pending = [], 0, ""
+    for offset, row in enumerate(block.splitlines()):
+        if not pending:
+            start = offset
+        if row.endswith("\\"):
+            pending += row[:-1] + " "
+        else:
+            lines.append((start, pending + row))
+            pending = ""
+    if pending:
+        lines.append((start, pending))
+    return lines
 
 
 def declared_extras() -> set[str]:
@@ -119,6 +136,7 @@ def test_quoted_repository_paths_exist():
     ('pip install -e ".[demo]" && python -m jaxgru demo --steps 5  # comment',
      [["pip", "install", "-e", ".[demo]"], ["python", "-m", "jaxgru", "demo", "--steps", "5"]]),
     ('python -c "import jax; print(1)"; ls', [["python", "-c", "import jax; print(1)"], ["ls"]]),
+    ('XLA_FLAGS=--a=1 python run.py \\\n    --n 2 &\nA=1 B=2 ls X=3', [["python", "run.py", "--n", "2"], ["ls", "X=3"]]),
 ])
 def test_shell_command_splitting(row, expected):
     assert [words for _, words in shell_commands(f"```bash\n{row}\n```\n")] == expected
