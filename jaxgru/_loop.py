@@ -17,7 +17,8 @@ repeats. At step ``t`` (``k_t``: the step mask, ``s_t``: the reset flag)::
     h      = k_t ? h_new : h_in
 
 so a reset step starts a new segment exactly like the first step of a sequence, and a
-masked step carries the state over. ``h_reset`` is the sequence's initial state.
+masked step carries the state over. ``h_reset`` is `jaxgru.rnn`'s ``reset_state`` (zeros by
+default).
 
 `jaxgru.rnn` differentiates the loop by autodiff (``gradient="autodiff"``, or with
 ``remat``) or by `jaxgru._fused_backward`'s hand-written adjoint (``"fused"``), which calls

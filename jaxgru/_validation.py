@@ -162,3 +162,33 @@ def shown_keys(keys: Any, most: int = 8, characters: int = 60) -> str:
     texts = [repr(key) if len(repr(key)) <= characters else repr(key)[:characters] + "..." for key in keys[:most]]
     more = f", ...and {len(keys) - most} more" if len(keys) > most else ""
     return f"[{', '.join(texts)}{more}]"
+
+
+def reject_float_flags(value: Any, argument: str) -> None:
+    """A TypeError for floating reset flags, saying to pass ``done.astype(bool)`` (an
+    environment's float ``done`` is 0.0/1.0, but jaxgru takes booleans or 0/1 integers,
+    as for masks); any other value is left to the flags' own checks."""
+    if value is None or isinstance(value, (str, bytes)):
+        return
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except (TypeError, ValueError, OverflowError):
+            return
+    if np.issubdtype(dtype, np.floating) or dtype == jnp.bfloat16:
+        raise TypeError(f"{argument}: expected booleans (or 0/1 integers), got dtype {dtype}; for float done "
+                        "flags pass done.astype(bool).")
+
+
+def broadcast_state(value: Any, argument: str, shape: tuple[Any, ...], dtype: Any) -> jax.Array:
+    """A state-like argument (an array, or a one-element list holding it) broadcast to
+    ``shape`` = ``(*batch, U)`` in ``dtype``: ``(U,)``, a scalar, ``(*batch, U)`` or any
+    shape that broadcasts to it. A shape that does not is a ValueError naming ``argument``."""
+    state = as_state(value, argument, f"broadcasting to (*batch, U) = {shape}")
+    try:
+        broadcast = jnp.broadcast_to(state, shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument}: expected a shape that broadcasts to (*batch, U) = {shape} (for example "
+                         f"(U,), a scalar or (*batch, U)), got {tuple(state.shape)}.") from None
+    return broadcast.astype(dtype)

@@ -16,13 +16,16 @@ from jaxgru import activations, constraints, initializers, regularizers
 from jaxgru._keras_object import KerasObject
 from jaxgru._validation import (
     as_floating_array,
+    as_integer_array,
     as_state,
+    broadcast_state,
     check_bool,
     check_floating,
     check_int,
     check_key,
     check_positive_int,
     check_rate,
+    reject_float_flags,
     renamed_keyword,
     shown_keys,
 )
@@ -258,16 +261,19 @@ class GRUCell:
     # the new state comes back in the structure the state came in: an array, or a list/tuple
     @overload
     def step(self, params: Params, state: jax.Array, x: jax.Array, rng: jax.Array | None = None, *,
-             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
+             reset_state: jax.Array | None = None,
              masks: DropoutMasks | None = None) -> tuple[jax.Array, jax.Array]: ...
 
     @overload
     def step(self, params: Params, state: list | tuple, x: jax.Array, rng: jax.Array | None = None, *,
-             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
+             reset_state: jax.Array | None = None,
              masks: DropoutMasks | None = None) -> tuple[jax.Array, list | tuple]: ...
 
     def step(self, params: Params, state: State, x: jax.Array, rng: jax.Array | None = None, *,
-             training: bool = False, dropout_masks: DropoutMasks | None = None,
+             training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
+             reset_state: jax.Array | None = None,
              masks: DropoutMasks | None = None) -> tuple[jax.Array, State]:
         """One timestep: ``x`` ``(B, D)``, ``state`` ``(B, U)`` -> ``(output, new_state)``.
 
@@ -279,6 +285,14 @@ class GRUCell:
         per-sequence masks, pass the same key (or masks) every step. ``training=False``
         never drops, whatever ``rng`` or ``dropout_masks`` say. ``masks`` is the deprecated
         name of ``dropout_masks`` (it warns, and goes in the next release).
+
+        ``reset``: ``(B,)`` booleans (or 0/1 integers; floats are rejected: pass
+        ``done.astype(bool)``), one per row of ``x``: the state of the rows where it is
+        True is replaced by the reset target *before* the step, ``h_in = where(reset[:,
+        None], target, h)``, as a new episode starts while acting. The target is zeros
+        (the cell's initial state) unless ``reset_state`` is given: any shape that
+        broadcasts to ``(B, U)`` (``(U,)``, a scalar, ``(B, U)``). The rule of
+        `jaxgru.rnn`'s ``resets``/``reset_state``, one step at a time.
         """
         dropout_masks = renamed_keyword(dropout_masks, masks, new="dropout_masks", old="masks", default=None)
         h = as_state(state, "state")
@@ -288,10 +302,28 @@ class GRUCell:
             raise ValueError(f"x: expected last dimension {d} (the kernel's input_dim), got shape {x.shape}.")
         if tuple(h.shape) != (*x.shape[:-1], self.units):
             raise ValueError(f"state: expected shape {(*x.shape[:-1], self.units)}, got {tuple(h.shape)}.")
+        h = self._reset(h, reset, reset_state)
         drop = self.resolve_masks(rng, dropout_masks, training, x.shape[:-1], d, x.dtype)
         xi = gates.project_inputs(self, params, x, drop.inputs)
         h_new = gates.recurrent_step(self, gates.recurrent_weights(self, params), h, xi, drop.recurrent)
         return h_new, type(state)([h_new]) if isinstance(state, (list, tuple)) else h_new
+
+    def _reset(self, h: jax.Array, reset: Any, reset_state: Any) -> jax.Array:
+        """``where(reset[..., None], reset_state (zeros by default), h)`` for `step`."""
+        if reset is None:
+            if reset_state is not None:
+                raise ValueError("reset_state: given without reset; it is the state the reset rows restart from.")
+            return h
+        reject_float_flags(reset, "reset")
+        flags, _ = as_integer_array(reset, "reset", "booleans (or 0/1 integers)",
+                                    lambda dtype: dtype == np.bool_ or np.issubdtype(dtype, np.integer),
+                                    0, 1, "booleans or integers 0 and 1")
+        if tuple(flags.shape) != tuple(h.shape[:-1]):
+            raise ValueError(f"reset: expected shape {tuple(h.shape[:-1])} (one flag per row of x), "
+                             f"got {tuple(flags.shape)}.")
+        target = (jnp.zeros_like(h) if reset_state is None
+                  else broadcast_state(reset_state, "reset_state", tuple(h.shape), h.dtype))
+        return jnp.where(flags.astype(jnp.bool_)[..., None], target, h)
 
     # ------------------------------------------------------------------ regularization
     def penalty(self, params: Params) -> jax.Array:

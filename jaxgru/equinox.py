@@ -187,9 +187,11 @@ class GRUCell(_Params):
     ``reset_after``, ``dropout``, ...), or ``cell`` is a ready `jaxgru.GRUCell` (then
     ``units`` may be omitted). ``dtype`` is the params' dtype.
 
-    ``__call__(x, state, *, key=None, inference=None) -> new_state`` with ``x``
-    ``(D,)`` and ``state`` ``(U,)`` (as `eqx.nn.GRUCell`), or with any leading batch
-    axes ``(*batch, D)`` and ``(*batch, U)``. The new state is also the output. With
+    ``__call__(x, state, *, key=None, inference=None, reset=None) -> new_state`` with
+    ``x`` ``(D,)`` and ``state`` ``(U,)`` (as `eqx.nn.GRUCell`), or with any leading batch
+    axes ``(*batch, D)`` and ``(*batch, U)``. The new state is also the output. ``reset``
+    booleans of the batch shape (a scalar for one ``(D,)`` step) restart those rows from
+    zeros before the step (`jaxgru.GRUCell.step`'s ``reset``: a new episode while acting). With
     dropout active, the masks are drawn from ``key`` as `jaxgru.rnn` draws them for the
     same batch axes, so passing the same key at every step of a sequence reproduces
     ``jaxgru.rnn(..., rng=key, training=True)`` (Keras's per-sequence masks).
@@ -210,7 +212,7 @@ class GRUCell(_Params):
         return cls._wrap(cell, params, inference=inference)
 
     def __call__(self, x: jax.Array, state: jax.Array, *, key: jax.Array | None = None,
-                 inference: bool | None = None) -> jax.Array:
+                 inference: bool | None = None, reset: jax.Array | None = None) -> jax.Array:
         key = _dropout_key((self.cell,), self.inference, inference, key)
         masks = None
         x = jnp.asarray(x)
@@ -223,7 +225,8 @@ class GRUCell(_Params):
             flat = self.cell.dropout_masks(key, max(1, math.prod(batch_shape)), d, True, x.dtype)
             masks = DropoutMasks(*(None if m is None else m[:, :math.prod(batch_shape)].reshape(
                 3, *batch_shape, m.shape[-1]) for m in flat))
-        new_state, _ = self.cell.step(self.weights(), state, x, training=key is not None, dropout_masks=masks)
+        new_state, _ = self.cell.step(self.weights(), state, x, training=key is not None, dropout_masks=masks,
+                                      reset=reset)
         return new_state
 
 
@@ -239,7 +242,9 @@ class GRU(_Params):
     reset_state=None, key=None, inference=None) -> (outputs, final_state)``, exactly
     `jaxgru.rnn`'s result: ``inputs`` ``(T, D)`` (one sequence, for `jax.vmap`) or ``(B,
     T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` / ``resets`` in that layout
-    without ``D``, ``seq_lengths`` ``(B,)``, states ``(B, U)`` (``(U,)`` unbatched);
+    without ``D``, ``seq_lengths`` ``(B,)``, states ``(B, U)`` (``(U,)`` unbatched;
+    ``reset_state``, what reset steps restart from, zeros when None, may be any shape that
+    broadcasts to it);
     ``outputs`` ``(B, T, U)``, or the last output ``(B, U)`` without ``return_sequences``.
     With dropout active, ``key`` gives Keras's per-sequence masks (one draw per call).
 
@@ -303,8 +308,9 @@ class Bidirectional(eqx.Module):
     backward_outputs)``).
 
     ``__call__(inputs, *, initial_state=None, mask=None, seq_lengths=None, resets=None,
-    key=None, inference=None) -> (outputs, (final_fw, final_bw))``, exactly
-    `jaxgru.bidirectional`'s result; ``initial_state`` is a ``(forward, backward)`` pair.
+    reset_state=None, key=None, inference=None) -> (outputs, (final_fw, final_bw))``,
+    exactly `jaxgru.bidirectional`'s result; ``initial_state`` is a ``(forward, backward)``
+    pair, ``reset_state`` one value for both directions or such a pair (zeros when None).
     As in Keras, masked steps output zeros when returning sequences, and the backward
     outputs are flipped back into input order before merging. Dropout: the wrapper's own
     ``inference`` field (`eqx.nn.inference_mode` switches it with the layers'), one key
@@ -383,12 +389,13 @@ class Bidirectional(eqx.Module):
 
     def __call__(self, inputs: jax.Array, *, initial_state: Sequence[jax.Array] | None = None,
                  mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
-                 resets: jax.Array | None = None, key: jax.Array | None = None,
+                 resets: jax.Array | None = None, reset_state: Any = None, key: jax.Array | None = None,
                  inference: bool | None = None):
         cells = (self.forward.cell, self.backward.cell)
         key = _dropout_key(cells, self.inference, inference, key)
         return bidirectional(cells, self.weights(), inputs, merge_mode=self.merge_mode, mask=mask,
-                             seq_lengths=seq_lengths, resets=resets, initial_state=initial_state, rng=key,
+                             seq_lengths=seq_lengths, resets=resets, reset_state=reset_state,
+                             initial_state=initial_state, rng=key,
                              training=key is not None, return_sequences=self.return_sequences,
                              time_major=self.time_major, unroll=self.unroll, remat=self.remat)
 

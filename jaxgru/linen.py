@@ -110,8 +110,11 @@ class _CellOptions(nn.Module):
 class GRUCell(_CellOptions, nn.RNNCellBase):
     """Keras's ``GRUCell`` as a `flax.linen.RNNCellBase` (one timestep).
 
-    ``GRUCell(features, **cell_options)``; ``__call__(carry, inputs) -> (new_carry, output)``
-    with ``inputs`` ``(*batch, D)``, ``carry`` ``(*batch, U)`` and ``output = new_carry``.
+    ``GRUCell(features, **cell_options)``; ``__call__(carry, inputs, *, deterministic=None,
+    reset=None) -> (new_carry, output)`` with ``inputs`` ``(*batch, D)``, ``carry``
+    ``(*batch, U)`` and ``output = new_carry``. ``reset`` ``(*batch,)`` booleans restart
+    those rows from zeros before the step (`jaxgru.GRUCell.step`'s ``reset``: a new
+    episode while acting).
     Params: ``{"kernel", "recurrent_kernel", "bias"}`` as in `jaxgru.GRUCell.init`.
 
     ``deterministic`` (attribute or call argument, as in `nn.Dropout`; exactly one of the
@@ -125,8 +128,8 @@ class GRUCell(_CellOptions, nn.RNNCellBase):
     deterministic: bool | None = None
 
     @nn.compact
-    def __call__(self, carry: jax.Array, inputs: jax.Array, *,
-                 deterministic: bool | None = None) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, carry: jax.Array, inputs: jax.Array, *, deterministic: bool | None = None,
+                 reset: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         cell = self.cell
         inputs = jnp.asarray(inputs)
         if inputs.ndim < 1:
@@ -137,7 +140,7 @@ class GRUCell(_CellOptions, nn.RNNCellBase):
             nn.merge_param("deterministic", self.deterministic, deterministic), "deterministic")
         rng = self.make_rng("dropout") if training else None
         inputs, params = promote_dtype(inputs, params, self.dtype)
-        output, new_carry = cell.step(params, carry, inputs, rng, training=training)
+        output, new_carry = cell.step(params, carry, inputs, rng, training=training, reset=reset)
         return new_carry, output
 
     @nn.nowrap
@@ -160,7 +163,9 @@ class GRU(_CellOptions):
     ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
     initial_state=None, deterministic=True)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``;
     ``B`` any number of batch axes), ``mask`` and ``resets`` booleans in the same layout,
-    ``seq_lengths`` ``(B,)`` (see `jaxgru.rnn`), ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
+    ``seq_lengths`` ``(B,)`` (see `jaxgru.rnn`), ``reset_state`` what reset steps restart
+    from (zeros when None; any shape that broadcasts to ``(B, U)``), ``initial_state``
+    ``(B, U)``; returns the outputs (``(B, T, U)`` with
     ``return_sequences``, else the last output ``(B, U)``), or ``(outputs, final_state)``
     with ``return_state``. ``deterministic=False`` enables dropout, with masks drawn once
     per call from the ``"dropout"`` rng stream. Keras's ``stateful=True`` is functional
@@ -218,10 +223,11 @@ class Bidirectional(nn.Module):
     ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
     ``(forward_outputs, backward_outputs)``).
 
-    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
-    deterministic=True)`` returns the
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=True)`` returns the
     merged outputs, or ``(outputs, (final_forward, final_backward))`` with ``return_state``;
-    ``initial_state`` is a ``(forward, backward)`` pair. Dropout draws one key from the
+    ``initial_state`` is a ``(forward, backward)`` pair, ``reset_state`` one value for both
+    directions or such a pair (`jaxgru.bidirectional`; zeros when None). Dropout draws one key from the
     ``"dropout"`` stream per call, split between the directions.
 
     Params: ``{"forward": params, "backward": params}``, as `jaxgru.bidirectional` takes them.
@@ -249,7 +255,7 @@ class Bidirectional(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
-                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, reset_state: Any = None,
                  initial_state: tuple[jax.Array, jax.Array] | None = None, deterministic: bool = True):
         config = self.layer
         forward = config.clone(parent=self, name="forward")
@@ -263,7 +269,7 @@ class Bidirectional(nn.Module):
         inputs, params = promote_dtype(inputs, params, config.dtype)
         outputs, final_states = bidirectional(
             cells, params, inputs, merge_mode=self.merge_mode, mask=mask, seq_lengths=seq_lengths, resets=resets,
-            initial_state=initial_state, rng=rng,
+            reset_state=reset_state, initial_state=initial_state, rng=rng,
             training=training, return_sequences=config.return_sequences, time_major=config.time_major,
             unroll=config.unroll)
         return (outputs, final_states) if config.return_state else outputs
@@ -296,10 +302,11 @@ class StackedGRU(_CellOptions):
     * ``merge_mode`` joins the directions of a bidirectional layer ("concat", PyTorch's,
       gives ``2 * features``; or "sum", "ave", "mul").
 
-    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
-    deterministic=True)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=True)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with
     ``time_major``; ``B`` any number of batch axes), ``mask``, ``seq_lengths`` and
-    ``resets`` as `jaxgru.rnn` takes them (passed to every layer), ``initial_state``
+    ``resets`` as `jaxgru.rnn` takes them (passed to every layer), ``reset_state`` per
+    layer or one for all as `jaxgru.stacked_rnn` takes it (zeros when None), ``initial_state``
     PyTorch's ``h0`` ``(num_layers * dirs, B, features)``; returns the last layer's
     outputs (``(B, T, F)``, or its last output ``(B, F)`` without ``return_sequences``), or
     ``(outputs, h_n)`` with ``return_state``. ``deterministic=False`` enables both kinds of
@@ -368,8 +375,8 @@ class StackedGRU(_CellOptions):
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
-                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, initial_state: Any = None,
-                 deterministic: bool = True):
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, reset_state: Any = None,
+                 initial_state: Any = None, deterministic: bool = True):
         inputs = check_sequence(inputs, self.time_major)
         training = not check_bool(deterministic, "deterministic")
         rng = self.make_rng("dropout") if self._uses_dropout_key(training) else None
@@ -377,7 +384,7 @@ class StackedGRU(_CellOptions):
         outputs, final_states = stacked_rnn(
             self.cell, layers, inputs, bidirectional=self.bidirectional, dropout=self.dropout,
             merge_mode=self.merge_mode, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
-            resets=resets, rng=rng, training=training, time_major=self.time_major,
+            resets=resets, reset_state=reset_state, rng=rng, training=training, time_major=self.time_major,
             return_sequences=self.return_sequences, unroll=self.unroll)
         return (outputs, final_states) if self.return_state else outputs
 

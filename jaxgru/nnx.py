@@ -149,8 +149,10 @@ class GRUCell(_JaxgruModule, nnx.RNNCellBase):
     ``GRUCell(in_features, features, *, deterministic=False, dtype=None,
     param_dtype=float32, rngs, **cell_options)``, the options those of `jaxgru.GRUCell`.
 
-    ``__call__(carry, inputs, *, deterministic=None, rngs=None) -> (new_carry, output)``
-    with ``inputs`` ``(*batch, D)``, ``carry`` ``(*batch, U)``, ``output = new_carry``.
+    ``__call__(carry, inputs, *, deterministic=None, rngs=None, reset=None) -> (new_carry,
+    output)`` with ``inputs`` ``(*batch, D)``, ``carry`` ``(*batch, U)``, ``output =
+    new_carry``; ``reset`` ``(*batch,)`` booleans restart those rows from zeros before the
+    step (`jaxgru.GRUCell.step`'s ``reset``).
     Drawing dropout masks needs one batch axis. The carry keeps its dtype;
     `initialize_carry` makes zeros in ``dtype`` (``param_dtype`` when None).
     """
@@ -161,10 +163,10 @@ class GRUCell(_JaxgruModule, nnx.RNNCellBase):
                          rngs=rngs, **cell_options)
 
     def __call__(self, carry: jax.Array, inputs: jax.Array, *, deterministic: bool | None = None,
-                 rngs: RngsLike | None = None) -> tuple[jax.Array, jax.Array]:
+                 rngs: RngsLike | None = None, reset: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         key = self._dropout_key(deterministic, rngs)
         inputs, params = promote_dtype(jnp.asarray(inputs), self.weights(), self.dtype)
-        output, new_carry = self.cell.step(params, carry, inputs, key, training=key is not None)
+        output, new_carry = self.cell.step(params, carry, inputs, key, training=key is not None, reset=reset)
         return new_carry, output
 
     # takes no carry_init, unlike RNNCellBase's: the carry is always zeros
@@ -188,10 +190,12 @@ class GRU(_JaxgruModule):
 
     ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
     initial_state=None, deterministic=None, rngs=None)``
-    with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` booleans in
-    the same layout, ``initial_state`` ``(B, U)``; returns the outputs (``(B, T, U)`` with
-    ``return_sequences``, else the last output ``(B, U)``), or ``(outputs, final_state)``
-    with ``return_state``. With dropout on, one key per call gives the per-sequence masks.
+    with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``), ``mask`` and
+    ``resets`` booleans in the same layout, ``reset_state`` what reset steps restart from
+    (zeros when None; any shape that broadcasts to ``(B, U)``), ``initial_state`` ``(B, U)``;
+    returns the outputs (``(B, T, U)`` with ``return_sequences``, else the last output
+    ``(B, U)``), or ``(outputs, final_state)`` with ``return_state``. With dropout on, one
+    key per call gives the per-sequence masks.
     """
 
     def __init__(self, in_features: int, features: int, *, return_sequences: bool = False,
@@ -256,12 +260,13 @@ class Bidirectional(_DropoutSwitch):
     ``merge_mode``: "concat" (``2U`` features), "sum", "ave", "mul", or None (the pair
     ``(forward_outputs, backward_outputs)``).
 
-    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
-    deterministic=None, rngs=None)``
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=None, rngs=None)``
     with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with ``time_major``) and ``mask`` in the
     same layout returns the merged outputs, or ``(outputs, (final_forward,
     final_backward))`` with ``return_state``; ``initial_state`` is a ``(forward, backward)``
-    pair of ``(B, U)`` states.
+    pair of ``(B, U)`` states, ``reset_state`` one value for both directions or such a
+    pair (`jaxgru.bidirectional`; zeros when None).
 
     Dropout: the wrapper has its own ``deterministic`` attribute (``layer.deterministic``
     at construction; ``model.eval()`` / ``model.train()`` / `nnx.view` switch it with the
@@ -303,7 +308,7 @@ class Bidirectional(_DropoutSwitch):
         return {"forward": self.forward.weights(), "backward": self.backward.weights()}
 
     def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None,
-                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                 seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, reset_state: Any = None,
                  initial_state: tuple[jax.Array, jax.Array] | None = None, deterministic: bool | None = None,
                  rngs: RngsLike | None = None):
         config = self.forward
@@ -312,7 +317,7 @@ class Bidirectional(_DropoutSwitch):
         inputs, params = promote_dtype(inputs, self.weights(), config.dtype)
         outputs, final_states = bidirectional(
             self._cells(), params, inputs, merge_mode=self.merge_mode, mask=mask, seq_lengths=seq_lengths,
-            resets=resets, initial_state=initial_state,
+            resets=resets, reset_state=reset_state, initial_state=initial_state,
             rng=key, training=key is not None, return_sequences=config.return_sequences,
             time_major=config.time_major, unroll=config.unroll)
         return (outputs, final_states) if config.return_state else outputs
@@ -335,10 +340,12 @@ class StackedGRU(_DropoutSwitch):
     * ``merge_mode`` joins the directions of a bidirectional layer ("concat", PyTorch's,
       gives ``2 * features``; or "sum", "ave", "mul").
 
-    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, initial_state=None,
-    deterministic=None, rngs=None)`` with ``inputs`` ``(B, T, D)`` (``(T, B, D)`` with
-    ``time_major``; ``B`` any number of batch axes), ``mask``, ``seq_lengths`` and
-    ``resets`` as `jaxgru.rnn` takes them (passed to every layer), ``initial_state``
+    ``__call__(inputs, *, mask=None, seq_lengths=None, resets=None, reset_state=None,
+    initial_state=None, deterministic=None, rngs=None)`` with ``inputs`` ``(B, T, D)``
+    (``(T, B, D)`` with ``time_major``; ``B`` any number of batch axes), ``mask``,
+    ``seq_lengths`` and ``resets`` as `jaxgru.rnn` takes them (passed to every layer),
+    ``reset_state`` per layer or one for all as `jaxgru.stacked_rnn` takes it (zeros when
+    None), ``initial_state``
     PyTorch's ``h0`` ``(num_layers * dirs, B, features)``; returns the last layer's
     outputs (``(B, T, F)``, or its last output ``(B, F)`` without ``return_sequences``), or
     ``(outputs, h_n)`` with ``return_state``.
@@ -406,15 +413,15 @@ class StackedGRU(_DropoutSwitch):
         return [layer.weights() for layer in self.layers]
 
     def __call__(self, inputs: jax.Array, *, mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
-                 resets: jax.Array | None = None, initial_state: Any = None, deterministic: bool | None = None,
-                 rngs: RngsLike | None = None):
+                 resets: jax.Array | None = None, reset_state: Any = None, initial_state: Any = None,
+                 deterministic: bool | None = None, rngs: RngsLike | None = None):
         inputs = check_sequence(inputs, self.time_major)
         key = self._dropout_key(deterministic, rngs)
         inputs, layers = promote_dtype(inputs, self.weights(), self.dtype)
         outputs, final_states = stacked_rnn(
             self.cell, layers, inputs, bidirectional=self.bidirectional, dropout=self.dropout,
             merge_mode=self.merge_mode, initial_state=initial_state, mask=mask, seq_lengths=seq_lengths,
-            resets=resets, rng=key, training=key is not None, time_major=self.time_major,
+            resets=resets, reset_state=reset_state, rng=key, training=key is not None, time_major=self.time_major,
             return_sequences=self.return_sequences, unroll=self.unroll)
         return (outputs, final_states) if self.return_state else outputs
 

@@ -51,10 +51,12 @@ from jaxgru._validation import (
     as_floating_array,
     as_integer_array,
     as_state,
+    broadcast_state,
     check_flags,
     check_key,
     check_positive_int,
     check_unroll,
+    reject_float_flags,
     renamed_keyword,
 )
 from jaxgru.cell import GRUCell, Params
@@ -260,21 +262,25 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         gets NaN outputs, a NaN final state and so NaN gradients (never a clamped
         length). The same holds for integer ``mask`` / ``resets`` entries other than 0
         and 1.
-      resets: booleans (or 0/1 integers) in the mask's layout: ``resets[b, t]`` True
-        means step ``t`` starts a new segment (episode) in row ``b``: the state entering
-        step ``t`` is replaced by ``reset_state[b]`` (by default ``initial_state[b]``,
-        zeros when None), and the output a masked step repeats by zeros, so a reset step
-        behaves exactly like the first step of a sequence. Gradients do not cross a
-        reset; the gradient of the reset state sums over every segment that starts from
-        it. Segments are
+      resets: booleans (or 0/1 integers; floats are rejected: pass ``done.astype(bool)``)
+        in the mask's layout: ``resets[b, t]`` True means step ``t`` starts a new segment
+        (episode) in row ``b``: the state entering step ``t`` is replaced by
+        ``reset_state[b]`` (zeros, the cell's initial state, unless ``reset_state`` is
+        given; not ``initial_state``, which in RL is the state carried over from the
+        previous rollout), and the output a masked step repeats by zeros, so a reset step
+        behaves like the first step of a new episode. Gradients do not cross a reset; the
+        gradient of ``reset_state`` sums over every segment that starts from it. Segments are
         ranges of the time axis, read backwards with ``go_backwards``: for resets at
         steps 0 and 3 of ``T = 6`` the segments are ``[0, 1, 2]`` and ``[3, 4, 5]``; the
         forward pass processes ``0 1 2 | 3 4 5`` (reset before 3), the reversed pass
         ``5 4 3 | 2 1 0`` (reset before 2, when it enters the first segment). Dropout
         masks stay per row for the whole call.
-      reset_state: ``(B, U)``, the state reset steps restart from, when it differs from
-        ``initial_state`` (in RL: a rollout continues from the previous rollout's carried
-        state, while new episodes start from zeros). Needs ``resets``.
+      reset_state: the state reset steps restart from, when it is not zeros: any shape
+        that broadcasts to ``(B, U)`` (``(U,)`` or a scalar for one target shared by all
+        rows, ``(B, U)`` per row), cast to the state's dtype; the gradient of a broadcast
+        value is the sum over the rows and segments that used it. Pass
+        ``reset_state=initial_state`` for jaxgru's earlier default (restart from the
+        call's initial state). Needs ``resets``.
       rng: PRNG key for dropout; with ``training=True`` the masks are drawn once per
         sequence (``cell.dropout_masks(rng, B, D)``) and used at every step, as Keras's
         cached masks are. The same key gives the same result.
@@ -341,6 +347,7 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         raise ValueError("mask, seq_lengths: pass one of them (seq_lengths is right padding's mask), not both.")
     keep, invalid_keep = (_per_step_flags(mask, "mask", batch_shape, steps, time_major) if seq_lengths is None
                           else _length_mask(seq_lengths, batch_shape, steps))
+    reject_float_flags(resets, "resets")
     reset, invalid_reset = _per_step_flags(resets, "resets", batch_shape, steps, time_major)
     invalid = _invalid_rows(invalid_keep, invalid_reset)
     if keep is not None:
@@ -369,13 +376,11 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
     if reset_state is not None:
         if reset is None:
             raise ValueError("reset_state: given without resets; it is the state reset steps restart from.")
-        reset_state = as_state(reset_state, "reset_state", "(*batch, U)")
-        if tuple(reset_state.shape) != (*batch_shape, cell.units):
-            raise ValueError(f"reset_state: expected shape {(*batch_shape, cell.units)}, "
-                             f"got {tuple(reset_state.shape)}.")
+        reset_state = broadcast_state(reset_state, "reset_state", (*batch_shape, cell.units), h0.dtype)
         reset_state = reset_state.reshape(batch, cell.units)
     elif reset is not None:
-        reset_state = h0
+        reset_state = jnp.zeros_like(h0)  # the cell's initial state, whatever initial_state is
+
     def recurrence(chunk, stepwise=False):
         return _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, chunk, options,
                                    stepwise)
@@ -445,6 +450,7 @@ def _merge(forward: jax.Array, backward: jax.Array, merge_mode: str | None):
 def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], inputs: jax.Array, *,
                   merge_mode: str | None = "concat", mask: jax.Array | None = None,
                   seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                  reset_state: Any = None,
                   initial_state: Sequence[jax.Array] | None = None, rng: jax.Array | None = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
                   unroll: int = 1, remat: bool = False, gradient: str = "fused",
@@ -466,7 +472,12 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
       mask: as in `rnn`, for both directions.
       seq_lengths: as in `rnn`, for both directions.
       resets: as in `rnn`, for both directions; the backward direction reads each reset
-        segment backwards and restarts from its initial state when it enters a segment.
+        segment backwards and restarts from its reset state when it enters a segment.
+      reset_state: what reset steps restart from: None (zeros in both directions), one
+        value for both directions (any shape that broadcasts to each direction's
+        ``(B, U)``: ``(U,)``, a scalar, ``(B, U)``), or a ``(forward, backward)`` pair
+        (list or tuple, like ``initial_state``; an entry may be None for zeros). Needs
+        ``resets``.
       backward: the deprecated name of ``gradient`` (it warns, and goes in the next
         release; ``params["backward"]`` is the backward direction's params).
 
@@ -496,14 +507,21 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
         raise ValueError("initial_state: expected a (forward, backward) pair of (B, U) states.")
     else:
         states = initial_state
+    if isinstance(reset_state, (list, tuple)):
+        if len(reset_state) != 2:
+            raise ValueError(f"reset_state: expected one state for both directions or a (forward, backward) pair, "
+                             f"got a sequence of {len(reset_state)}.")
+        reset_states = tuple(reset_state)
+    else:
+        reset_states = (reset_state, reset_state)
     keys = (None, None) if rng is None else tuple(jax.random.split(check_key(rng, "rng")))
     common: dict[str, Any] = dict(mask=mask, seq_lengths=seq_lengths, resets=resets, training=training,
                   return_sequences=return_sequences, time_major=time_major, zero_output_for_mask=return_sequences,
                   unroll=unroll, remat=remat, gradient=gradient, time_chunk=time_chunk)
-    out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=states[0], rng=keys[0],
-                           go_backwards=False, **common)
-    out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=states[1], rng=keys[1],
-                           go_backwards=True, **common)
+    out_fw, final_fw = rnn(cells[0], params["forward"], inputs, initial_state=states[0],
+                           reset_state=reset_states[0], rng=keys[0], go_backwards=False, **common)
+    out_bw, final_bw = rnn(cells[1], params["backward"], inputs, initial_state=states[1],
+                           reset_state=reset_states[1], rng=keys[1], go_backwards=True, **common)
     if return_sequences:
         out_bw = jnp.flip(out_bw, axis=0 if time_major else -2)
     return _merge(out_fw, out_bw, merge_mode), (final_fw, final_bw)

@@ -66,7 +66,7 @@ def check_stack_options(*, bidirectional: Any, dropout: Any, merge_mode: Any) ->
 def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inputs: jax.Array, *,
                 bidirectional: bool = False, dropout: float = 0.0, merge_mode: str | None = "concat",
                 initial_state: Any = None, mask: jax.Array | None = None,
-                seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
+                seq_lengths: jax.Array | None = None, resets: jax.Array | None = None, reset_state: Any = None,
                 rng: jax.Array | None = None, training: bool = False, time_major: bool = False,
                 return_sequences: bool = True, **options):
     """``L`` stacked GRU layers, PyTorch's ``nn.GRU(D, U, num_layers=L, bidirectional, dropout)``.
@@ -104,7 +104,14 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
       mask: passed unchanged to every layer's `jaxgru.rnn` / `jaxgru.bidirectional` call
         (when not None).
       seq_lengths: passed unchanged to every layer, as ``mask``.
-      resets: passed unchanged to every layer, as ``mask``.
+      resets: passed unchanged to every layer, as ``mask``: a reset restarts every layer
+        at the same step.
+      reset_state: what each layer's reset steps restart from (needs ``resets``): None,
+        zeros in every layer; one array broadcast to every layer and direction (any
+        shape that broadcasts to ``(B, U)``: ``(U,)``, a scalar, ``(B, U)``); or a list
+        or tuple with one entry per layer, each None (zeros), an array as above, or, for
+        a bidirectional layer, a ``(forward, backward)`` pair as `jaxgru.bidirectional`
+        takes it.
       rng: PRNG key, needed when dropout is active (``training=True`` and either ``p > 0``
         with ``L > 1``, or cells with dropout). Split as
         ``layers_key, dropout_key = jax.random.split(rng)``: layer ``k`` gets
@@ -154,6 +161,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
     _check_input_dims(layer_cells, layers, inputs.shape[-1], merge_mode)
     batch_shape = inputs.shape[1:-1] if time_major else inputs.shape[:-2]
     states = _layer_states(initial_state, layer_cells, batch_shape)
+    reset_states = _layer_reset_states(reset_state, len(layers), resets is not None)
     between = training and dropout > 0 and len(layers) > 1
     layer_keys, dropout_keys = _split_keys(rng, len(layers), between)
 
@@ -168,8 +176,9 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
     finals: list[jax.Array] = []
     for k, (cell, params, state, key) in enumerate(zip(layer_cells, layers, states, layer_keys, strict=False)):
         last = k == len(layers) - 1
+        layer_reset = {} if reset_states[k] is None else {"reset_state": reset_states[k]}
         x, final = run(cell, params, x, initial_state=state, rng=key,
-                       return_sequences=return_sequences if last else True, **common)
+                       return_sequences=return_sequences if last else True, **layer_reset, **common)
         finals.extend(final if bidirectional else (final,))
         if between and not last:
             assert dropout_keys is not None  # split whenever there is dropout between layers
@@ -266,6 +275,20 @@ def _layer_states(initial_state: Any, layer_cells: list[LayerCell], batch_shape:
     if isinstance(layer_cells[0], tuple):
         return [tuple(states[j:j + 2]) for j in range(0, len(states), 2)]
     return states
+
+
+def _layer_reset_states(reset_state: Any, count: int, has_resets: bool) -> list:
+    """``reset_state`` per layer: one value for all layers, or a list/tuple of ``count``."""
+    if reset_state is None:
+        return [None] * count
+    if not has_resets:
+        raise ValueError("reset_state: given without resets; it is the state reset steps restart from.")
+    if not isinstance(reset_state, (list, tuple)):
+        return [reset_state] * count
+    if len(reset_state) != count:
+        raise ValueError(f"reset_state: expected one array for every layer or a sequence of one entry per layer "
+                         f"({count}), got a sequence of {len(reset_state)}.")
+    return list(reset_state)
 
 
 def _check_state(state: Any, argument: str, layout: str, shape: tuple[int, ...]) -> jax.Array:

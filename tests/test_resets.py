@@ -1,6 +1,8 @@
 """`resets=`: episode boundaries inside one call, against a hand-written `lax.scan` over
 `cell.step` with `jnp.where` resets (the pattern RL code writes by hand) and against
-segments run one by one."""
+segments run one by one. Resets restart from zeros unless ``reset_state`` says otherwise;
+the first segment starts from ``initial_state`` (the state carried from a previous
+rollout)."""
 
 import functools
 
@@ -32,10 +34,11 @@ def problem(cell, seed=0):
 
 
 def scanned_reference(cell, params, x, h0, mask, resets, dropout, zero_output_for_mask=False, reset_state=None):
-    """The ScannedRNN pattern: ``h = where(reset, h0, h)`` before every `cell.step`, Keras's
-    mask rule after it; a reset also zeroes the output masked steps repeat."""
+    """The ScannedRNN pattern: ``h = where(reset, reset_state, h)`` (zeros by default)
+    before every `cell.step`, Keras's mask rule after it; a reset also zeroes the output
+    masked steps repeat."""
     mask = np.ones((B, T), bool) if mask is None else mask
-    reset_state = h0 if reset_state is None else reset_state
+    reset_state = jnp.zeros_like(h0) if reset_state is None else reset_state
 
     def body(carry, inputs):
         h, previous = carry
@@ -85,16 +88,20 @@ def test_resets_match_the_scanned_rnn_pattern(reset_after, gradient, masked, dro
 
 
 def segments_reference(cell, params, x, h0, mask, resets, go_backwards, zero_output_for_mask):
-    """Each episode run on its own from ``h0`` with `jaxgru.rnn` (no resets): a reset cuts
-    the row into independent sequences, each read backwards with ``go_backwards``. Returns
-    outputs in processing order and the final state, per row."""
+    """Each episode run on its own with `jaxgru.rnn` (no resets): a reset cuts the row into
+    independent sequences, each read backwards with ``go_backwards``; the first one
+    processed starts from ``h0`` (unless a reset at step 0 restarts it), the others from
+    zeros. Returns outputs in processing
+    order and the final state, per row."""
     outputs, finals = [], []
     for b in range(B):
         starts = sorted({0, *np.flatnonzero(resets[b])})
         bounds = list(zip(starts, [*starts[1:], T]))
         row_outputs, state = [], h0[b]
-        for start, stop in (bounds[::-1] if go_backwards else bounds):
-            out, state = jaxgru.rnn(cell, params, x[b:b + 1, start:stop], initial_state=h0[b:b + 1],
+        for k, (start, stop) in enumerate(bounds[::-1] if go_backwards else bounds):
+            carried = k == 0 and (go_backwards or not resets[b, 0])
+            start_state = h0[b:b + 1] if carried else jnp.zeros_like(h0[b:b + 1])
+            out, state = jaxgru.rnn(cell, params, x[b:b + 1, start:stop], initial_state=start_state,
                                     mask=None if mask is None else mask[b:b + 1, start:stop],
                                     go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
                                     gradient="autodiff")
@@ -148,12 +155,15 @@ def test_a_reset_at_every_step_is_independent_one_step_sequences(gradient):
     params, x, h0 = problem(cell, seed=3)
     everywhere = np.ones((B, T), bool)
     outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=gradient)
-    one_step = jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1, out_axes=1)(x)
-    np.testing.assert_allclose(outputs, one_step, **TOLERANCE)
-    np.testing.assert_allclose(final, one_step[:, -1], **TOLERANCE)
-    # the gradient of h0 sums over the T segments that start from it
+    from_zeros = jax.vmap(lambda x_t: cell.step(params, jnp.zeros_like(h0), x_t)[0], in_axes=1, out_axes=1)(x)
+    np.testing.assert_allclose(outputs, from_zeros, **TOLERANCE)  # the default target: zeros, not h0
+    np.testing.assert_allclose(final, from_zeros[:, -1], **TOLERANCE)
+    # reset_state=h0: every step starts from h0, and its gradient sums over the T segments
+    outputs = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, reset_state=h0, gradient=gradient)[0]
+    np.testing.assert_allclose(outputs, jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1,
+                                                 out_axes=1)(x), **TOLERANCE)
     grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
-                                                     gradient=gradient)[0]))(h0)
+                                                     reset_state=h, gradient=gradient)[0]))(h0)
     expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
     np.testing.assert_allclose(grad_h0, expected, **TOLERANCE)
 
@@ -177,7 +187,7 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(gradient, masked):
 @pytest.mark.parametrize("resets,error,match", [
     (np.zeros((B, T + 1), bool), ValueError, r"resets: expected shape \(\*batch, T\) = \(3, 7\)"),
     (np.zeros((T, B), bool), ValueError, r"resets: expected shape"),
-    (np.zeros((B, T), np.float32), TypeError, "resets: expected booleans .*float32"),
+    (np.zeros((B, T), np.float32), TypeError, r"resets: expected booleans .*float32; for float done flags pass done\.astype\(bool\)"),
     ("episode", TypeError, "resets: expected booleans"),
 ])
 def test_bad_resets(resets, error, match):
@@ -204,17 +214,17 @@ def test_flax_layers_take_resets_and_seq_lengths_per_call():
     linen = jf.GRU(U, return_state=True)
     got = linen.apply({"params": params}, x, initial_state=h0, **calls)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
-    zeros = jnp.zeros_like(h0)
-    got = linen.apply({"params": params}, x, initial_state=h0, reset_state=zeros, **calls)
+    target = jnp.full_like(h0, 0.3)
+    got = linen.apply({"params": params}, x, initial_state=h0, reset_state=target, **calls)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, jaxgru.rnn(
-        cell, params, x, initial_state=h0, reset_state=zeros, return_sequences=False, **calls))
+        cell, params, x, initial_state=h0, reset_state=target, return_sequences=False, **calls))
 
     module = jn.GRU(D, U, return_state=True, rngs=nnx.Rngs(0))
     nnx.update(module, nnx.State({name: nnx.Param(w) for name, w in params.items()}))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE),
                  module(x, initial_state=h0, **calls), expected)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE),
-                 module(x, initial_state=h0, reset_state=zeros, **calls), got)
+                 module(x, initial_state=h0, reset_state=target, **calls), got)
 
     pair = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
     expected_bi = jaxgru.bidirectional(cell, pair, x, **calls)[0]
@@ -247,5 +257,73 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
     with pytest.raises(ValueError, match="reset_state: given without resets"):
         jaxgru.rnn(cell, params, x, reset_state=zeros)
-    with pytest.raises(ValueError, match=r"reset_state: expected shape \(3, 5\)"):
-        jaxgru.rnn(cell, params, x, resets=RESETS, reset_state=zeros[0])
+    with pytest.raises(ValueError, match=r"reset_state: expected a shape that broadcasts to \(\*batch, U\) = "
+                                         r"\(3, 5\) .*got \(2, 5\)"):
+        jaxgru.rnn(cell, params, x, resets=RESETS, reset_state=zeros[:2])
+
+
+@pytest.mark.parametrize("shape", [(), (U,), (B, 1)])
+def test_reset_state_broadcasts_and_its_gradient_sums_over_rows(shape):
+    """``reset_state`` of any shape that broadcasts to ``(B, U)``: the result and every
+    gradient (the broadcast target's summed over the rows and segments that use it) equal
+    the hand-written loop given the target broadcast by `jnp.broadcast_to`."""
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=7)
+    target = 0.3 * jax.random.normal(jax.random.key(8), shape)
+
+    def ours(params, x, h, z):
+        return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h, resets=RESETS, reset_state=z, mask=MASK))
+
+    def reference(params, x, h, z):
+        z = jnp.broadcast_to(z, (B, U))
+        return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
+
+    expected_loss, expected = jax.value_and_grad(reference, argnums=(0, 1, 2, 3))(params, x, h0, target)
+    loss, got = jax.value_and_grad(ours, argnums=(0, 1, 2, 3))(params, x, h0, target)
+    np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
+    assert got[3].shape == shape
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+
+
+def test_bidirectional_and_stacked_reset_states():
+    """One ``reset_state`` for both directions or a (forward, backward) pair; for stacks one
+    value for every layer or one entry per layer: each direction and layer equals its own
+    `jaxgru.rnn` call."""
+    cell = jaxgru.GRUCell(U)
+    params, x, h0 = problem(cell, seed=9)
+    back = jax.tree.map(lambda w: -w, params)
+    pair = {"forward": params, "backward": back}
+    fw_target, bw_target = jnp.full((U,), 0.4), jnp.float32(-0.2)
+
+    def directions(fw, bw):
+        out_fw = jaxgru.rnn(cell, params, x, resets=RESETS, reset_state=fw)[0]
+        out_bw = jaxgru.rnn(cell, back, x, resets=RESETS, reset_state=bw, go_backwards=True)[0]
+        return jnp.concatenate([out_fw, jnp.flip(out_bw, axis=1)], axis=-1)
+
+    for reset_state, (fw, bw) in (((fw_target, bw_target), (fw_target, bw_target)), (fw_target, (fw_target,) * 2),
+                                  (None, (None, None))):
+        got = jaxgru.bidirectional(cell, pair, x, resets=RESETS, reset_state=reset_state)[0]
+        np.testing.assert_allclose(got, directions(fw, bw), **TOLERANCE)
+    with pytest.raises(ValueError, match=r"reset_state: expected one state for both directions or a \(forward, "):
+        jaxgru.bidirectional(cell, pair, x, resets=RESETS, reset_state=[fw_target] * 3)
+
+    layers = [params, random_params(cell, U, 10, scale=0.3)]
+    for reset_state, per_layer in ((None, (None, None)), (fw_target, (fw_target, fw_target)),
+                                   ([None, h0], (None, h0))):
+        got, finals = jaxgru.stacked_rnn(cell, layers, x, resets=RESETS, reset_state=reset_state,
+                                         initial_state=jnp.stack([h0, -h0]))
+        y0, f0 = jaxgru.rnn(cell, layers[0], x, resets=RESETS, reset_state=per_layer[0], initial_state=h0)
+        y1, f1 = jaxgru.rnn(cell, layers[1], y0, resets=RESETS, reset_state=per_layer[1], initial_state=-h0)
+        np.testing.assert_allclose(got, y1, **TOLERANCE)
+        np.testing.assert_allclose(finals, jnp.stack([f0, f1]), **TOLERANCE)
+    bi_layers = [pair, {"forward": random_params(cell, 2 * U, 11, scale=0.3),
+                        "backward": random_params(cell, 2 * U, 12, scale=0.3)}]
+    got = jaxgru.stacked_rnn(cell, bi_layers, x, bidirectional=True, resets=RESETS,
+                             reset_state=[(fw_target, bw_target), None])[0]
+    y0 = jaxgru.bidirectional(cell, bi_layers[0], x, resets=RESETS, reset_state=(fw_target, bw_target))[0]
+    np.testing.assert_allclose(got, jaxgru.bidirectional(cell, bi_layers[1], y0, resets=RESETS)[0], **TOLERANCE)
+    with pytest.raises(ValueError, match=r"reset_state: expected one array for every layer or a sequence of one "
+                                         r"entry per layer \(2\), got a sequence of 3"):
+        jaxgru.stacked_rnn(cell, layers, x, resets=RESETS, reset_state=[None] * 3)
+    with pytest.raises(ValueError, match="reset_state: given without resets"):
+        jaxgru.stacked_rnn(cell, layers, x, reset_state=fw_target)
