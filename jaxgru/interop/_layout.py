@@ -5,6 +5,11 @@ cuDNN, Flax and Equinox, and the checks of what a target can compute.
 jaxgru params are Keras's layout (`jaxgru.types.Params`)::
 
     {"kernel": (D, 3U), "recurrent_kernel": (U, 3U), "bias": (3U,) | (2, 3U)}
+
+Converters run eagerly on concrete arrays (numpy in, numpy out) and inside `jax.jit` /
+`jax.vmap` (`is_traced`): there every weight becomes a `jax.Array` (`as_weight`) and the
+helpers below, which compute with `jax.numpy` on `jax.Array` inputs and with numpy
+otherwise (`array_module`), return `jax.Array` s.
 """
 
 from __future__ import annotations
@@ -48,6 +53,37 @@ def as_numpy(array: Any, label: str) -> np.ndarray:
     if not jnp.issubdtype(array.dtype, jnp.floating):
         raise TypeError(f"{label}: expected floating-point weights, got dtype {array.dtype}.")
     return array
+
+
+def is_traced(*trees: Any) -> bool:
+    """Whether any leaf of the pytrees ``trees`` is a JAX tracer (a converter called inside
+    `jax.jit`, `jax.vmap`, `jax.grad`, ...)."""
+    return any(isinstance(leaf, jax.core.Tracer) for tree in trees for leaf in jax.tree.leaves(tree))
+
+
+def as_weight(array: Any, label: str, traced: bool) -> Any:
+    """`as_numpy`, or, when ``traced`` (`is_traced`), the array as a floating `jax.Array`
+    (numpy cannot hold a tracer): every weight of one conversion takes the same path."""
+    if not traced:
+        return as_numpy(array, label)
+    try:
+        array = jnp.asarray(array)
+    except Exception as error:
+        raise TypeError(f"{label}: expected an array, got {type(array).__name__}.") from error
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(f"{label}: expected floating-point weights, got dtype {array.dtype}.")
+    return array
+
+
+def array_module(*arrays: Any) -> Any:
+    """`jax.numpy` where any of ``arrays`` is a `jax.Array`, else numpy."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def contiguous(array: Any) -> Any:
+    """A C-contiguous numpy array (PyTorch's ``load_state_dict`` copies any layout, but
+    users index them); a `jax.Array` as it is."""
+    return array if isinstance(array, jax.Array) else np.ascontiguousarray(array)
 
 
 def param_label(name: str) -> str:
@@ -120,13 +156,14 @@ def fold_bias(input_bias: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
     """``input_bias + recurrent_bias`` for a target with one bias where Keras has two that
     add up (z and r gates): the same function up to one float rounding per entry, and the
     input entries untouched where the recurrent one is 0 (so round trips stay exact)."""
-    return np.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
+    xp = array_module(input_bias, recurrent_bias)
+    return xp.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
 
 
-def swap_update_reset(a: np.ndarray) -> np.ndarray:
+def swap_update_reset(a: Any) -> Any:
     """Gate blocks along the last axis [z, r, h] <-> [r, z, h] (the swap is its own inverse)."""
     u = a.shape[-1] // 3
-    return np.concatenate([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], axis=-1)
+    return array_module(a).concatenate([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], axis=-1)
 
 
 def to_torch_layout(params: Mapping[str, Any], cell: GRUCell | None, target: str):
@@ -148,21 +185,23 @@ def to_torch_layout(params: Mapping[str, Any], cell: GRUCell | None, target: str
                          f"the reset gate multiplies h before the recurrent matmul, (r ⊙ h) U_h, while {target} "
                          f"computes r ⊙ (h U_h + b_hn); no weights of {target} compute the same function. "
                          f"Train or build the GRU with reset_after=True.")
-    arrays = {name: as_numpy(w, f"params[{name!r}]") for name, w in params.items()}
-    weight_ih = np.ascontiguousarray(swap_update_reset(arrays["kernel"]).T)
-    weight_hh = np.ascontiguousarray(swap_update_reset(arrays["recurrent_kernel"]).T)
+    traced = is_traced(params)
+    arrays = {name: as_weight(w, f"params[{name!r}]", traced) for name, w in params.items()}
+    weight_ih = contiguous(swap_update_reset(arrays["kernel"]).T)
+    weight_hh = contiguous(swap_update_reset(arrays["recurrent_kernel"]).T)
     if "bias" not in arrays:
         return weight_ih, weight_hh, None, None
     bias_ih, bias_hh = swap_update_reset(arrays["bias"])
     return weight_ih, weight_hh, bias_ih, bias_hh
 
 
-def from_torch_layout(weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray | None,
-                      bias_hh: np.ndarray | None) -> Params:
+def from_torch_layout(weight_ih: Any, weight_hh: Any, bias_ih: Any | None, bias_hh: Any | None) -> Params:
     """jaxgru params (reset_after=True layout) from arrays of validated torch shapes (both
-    biases, or neither)."""
+    biases, or neither); numpy, or `jax.Array` s where any input is one."""
+    xp = array_module(weight_ih, weight_hh, bias_ih, bias_hh)
+    weight_ih, weight_hh = xp.asarray(weight_ih), xp.asarray(weight_hh)
     params = {"kernel": swap_update_reset(weight_ih.T), "recurrent_kernel": swap_update_reset(weight_hh.T)}
     if bias_ih is not None:
         assert bias_hh is not None  # the two biases come together
-        params["bias"] = swap_update_reset(np.stack([bias_ih, bias_hh]))
+        params["bias"] = swap_update_reset(xp.stack([xp.asarray(bias_ih), xp.asarray(bias_hh)]))
     return params

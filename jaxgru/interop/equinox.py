@@ -22,7 +22,10 @@ zero, as in every `from_equinox` result); Keras's recurrent h bias is ``bias_n``
 ``reset_after=False`` cell, or activations other than sigmoid/tanh, have no Equinox
 counterpart and are refused.
 
-Equinox is imported only by `to_equinox`; `from_equinox` reads the module's fields.
+Equinox is imported only by `to_equinox`; `from_equinox` reads the module's fields. Both
+run inside `jax.jit` / `jax.vmap` (e.g. on a module initialised inside a vmapped
+``train``): `from_equinox` then returns `jax.Array` params (numpy otherwise), and
+`to_equinox` always holds `jax.Array` s.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxgru.cell import GRUCell
-from jaxgru.interop._layout import as_numpy, check_fixed_activations, fold_bias, from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import (
+    array_module,
+    as_weight,
+    check_fixed_activations,
+    fold_bias,
+    from_torch_layout,
+    is_traced,
+    to_torch_layout,
+)
 from jaxgru.types import Params
 
 __all__ = ["from_equinox", "to_equinox"]
@@ -43,13 +53,15 @@ _TARGET = "equinox.nn.GRUCell"
 _FIELDS = ("weight_ih", "weight_hh", "bias", "bias_n")
 
 
-def _fields(cell: Any) -> list[np.ndarray | None]:
-    """``weight_ih, weight_hh, bias, bias_n`` as numpy arrays (None where the field is None)."""
+def _fields(cell: Any) -> list[Any]:
+    """``weight_ih, weight_hh, bias, bias_n`` as numpy arrays, or `jax.Array` s when traced
+    (None where the field is None)."""
     missing = [name for name in _FIELDS if not hasattr(cell, name)]
     if missing:
         raise TypeError(f"cell: expected an equinox.nn.GRUCell (with fields {', '.join(_FIELDS)}), "
                         f"got {type(cell).__name__} without {', '.join(map(repr, missing))}.")
-    return [None if getattr(cell, name) is None else as_numpy(getattr(cell, name), f"cell.{name}")
+    traced = is_traced([getattr(cell, name) for name in _FIELDS])
+    return [None if getattr(cell, name) is None else as_weight(getattr(cell, name), f"cell.{name}", traced)
             for name in _FIELDS]
 
 
@@ -62,8 +74,8 @@ def from_equinox(cell: Any) -> tuple[GRUCell, Params]:
         ``use_bias=False``).
 
     Returns:
-      ``(jaxgru.GRUCell(U, use_bias=cell.use_bias, reset_after=True), params)``: numpy
-      params in Keras's layout, bias ``(2, 3U)`` with ``[0 | 0 | bias_n]`` as the
+      ``(jaxgru.GRUCell(U, use_bias=cell.use_bias, reset_after=True), params)``: params
+      in Keras's layout (numpy; `jax.Array` s when traced), bias ``(2, 3U)`` with ``[0 | 0 | bias_n]`` as the
       recurrent row. `jaxgru.rnn` runs them batched over ``(B, T, D)`` where Equinox's
       cell takes one ``(D,)`` step.
 
@@ -98,7 +110,8 @@ def from_equinox(cell: Any) -> tuple[GRUCell, Params]:
         if array.dtype != weight_ih.dtype:
             raise TypeError(f"cell.{name}: dtype {array.dtype}, but cell.weight_ih is {weight_ih.dtype}; "
                             "a GRUCell's arrays share one dtype.")
-    bias_hh = np.concatenate([np.zeros(2 * units, bias_n.dtype), bias_n]) if bias_n is not None else None
+    xp = array_module(weight_ih)
+    bias_hh = xp.concatenate([xp.zeros(2 * units, bias_n.dtype), bias_n]) if bias_n is not None else None
     params = from_torch_layout(weight_ih, weight_hh, bias, bias_hh)
     return GRUCell(units, use_bias=use_bias, reset_after=True), params
 
@@ -134,8 +147,8 @@ def to_equinox(params: Any, cell: GRUCell | None = None):
                                                           dtype=dtype, key=jax.random.key(0)))
     arrays = [weight_ih, weight_hh]
     if bias_ih is not None:
-        arrays += [np.concatenate([fold_bias(bias_ih[:2 * units], bias_hh[:2 * units]), bias_ih[2 * units:]]),
-                   bias_hh[2 * units:]]
+        folded = fold_bias(bias_ih[:2 * units], bias_hh[:2 * units])
+        arrays += [array_module(bias_ih).concatenate([folded, bias_ih[2 * units:]]), bias_hh[2 * units:]]
     where = ((lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n)) if bias_ih is not None
              else (lambda m: (m.weight_ih, m.weight_hh)))
     return eqx.tree_at(where, module, tuple(jnp.asarray(a, dtype) for a in arrays))

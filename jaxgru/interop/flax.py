@@ -38,7 +38,9 @@ The activations are no part of linen params: `from_flax_linen` takes them as arg
 any other callable is kept as it is.
 
 Flax is never imported here: params are plain mappings and modules are read by their
-attribute names. Arrays keep their dtype and never alias the source's buffers.
+attribute names. Arrays keep their dtype and never alias the source's buffers. Called on
+concrete arrays the converters return numpy arrays; inside `jax.jit` or `jax.vmap` (traced
+weights, e.g. a network initialised inside a vmapped ``train``) they return `jax.Array` s.
 """
 
 from __future__ import annotations
@@ -46,12 +48,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from jaxgru import activations
 from jaxgru._validation import shown_keys
 from jaxgru.cell import GRUCell
-from jaxgru.interop._layout import as_numpy, fold_bias, from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import (
+    array_module,
+    as_weight,
+    contiguous,
+    fold_bias,
+    from_torch_layout,
+    is_traced,
+    to_torch_layout,
+)
 from jaxgru.types import Params
 
 __all__ = ["from_flax_linen", "from_flax_nnx", "to_flax_linen"]
@@ -106,8 +114,8 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
 
     Returns:
       ``(jaxgru.GRUCell(U, activation=activation_fn, recurrent_activation=gate_fn,
-      reset_after=True), params)`` with numpy params in Keras's layout: bias ``(2, 3U)``,
-      its recurrent z and r entries zero.
+      reset_after=True), params)`` with params in Keras's layout (numpy; `jax.Array` s
+      when traced): bias ``(2, 3U)``, its recurrent z and r entries zero.
 
     Raises:
       TypeError: for a non-mapping, a non-array or non-float weight, or weights of
@@ -117,11 +125,12 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
     recurrent_activation = _keras_activation(gate_fn, "gate_fn")
     activation = _keras_activation(activation_fn, "activation_fn")
     inner, path = _unwrap(params)
+    traced = is_traced(inner)
     extra = set(inner) - set(_LINEN_WEIGHTS)
     if extra:
         raise ValueError(f"{path}: unexpected keys {shown_keys(extra)}; a flax.linen.GRUCell has "
                          f"{list(_LINEN_WEIGHTS)}.")
-    arrays: dict[tuple[str, str], np.ndarray] = {}
+    arrays: dict[tuple[str, str], Any] = {}
     for name, weights in _LINEN_WEIGHTS.items():
         if name not in inner:
             expected = {w: _shape_text(name, w) for w in weights}
@@ -137,7 +146,7 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
             label = f"{path}[{name!r}][{weight!r}]"
             if weight not in inner[name]:
                 raise ValueError(f"{label}: missing; expected shape {_shape_text(name, weight)}.")
-            arrays[name, weight] = as_numpy(inner[name][weight], label)
+            arrays[name, weight] = as_weight(inner[name][weight], label, traced)
     first = arrays["ir", "kernel"]
     if first.ndim != 2 or 0 in first.shape:
         raise ValueError(f"{path}['ir']['kernel']: expected shape (input_dim, units) with both > 0, got {first.shape}.")
@@ -152,17 +161,19 @@ def from_flax_linen(params: Mapping[str, Any], *, gate_fn: activations.Activatio
             raise TypeError(f"{label}: dtype {array.dtype}, but {path}['ir']['kernel'] is {first.dtype}; "
                             "a GRUCell's weights share one dtype.")
 
-    def side(prefix: str, weight: str) -> np.ndarray:  # Flax's [r, z, n] blocks side by side
-        return np.concatenate([arrays[prefix + gate, weight] for gate in "rzn"], axis=-1)
+    xp = array_module(first)
 
-    zeros = np.zeros(2 * units, first.dtype)
+    def side(prefix: str, weight: str) -> Any:  # Flax's [r, z, n] blocks side by side
+        return xp.concatenate([arrays[prefix + gate, weight] for gate in "rzn"], axis=-1)
+
+    zeros = xp.zeros(2 * units, first.dtype)
     keras = from_torch_layout(side("i", "kernel").T, side("h", "kernel").T, side("i", "bias"),
-                              np.concatenate([zeros, arrays["hn", "bias"]]))
+                              xp.concatenate([zeros, arrays["hn", "bias"]]))
     cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation, reset_after=True)
     return cell, keras
 
 
-def to_flax_linen(params: Mapping[str, Any], cell: GRUCell | None = None) -> dict[str, dict[str, np.ndarray]]:
+def to_flax_linen(params: Mapping[str, Any], cell: GRUCell | None = None) -> dict[str, dict[str, Any]]:
     """``flax.linen.GRUCell`` params from jaxgru params of the reset_after=True convention.
 
     Keras's recurrent z and r biases are added to Flax's input biases ``b_iz``, ``b_ir``
@@ -177,7 +188,8 @@ def to_flax_linen(params: Mapping[str, Any], cell: GRUCell | None = None) -> dic
 
     Returns:
       ``{"ir": {"kernel", "bias"}, ..., "hn": {"kernel", "bias"}}`` numpy arrays in the
-      params' dtype: the cell's own dict, to be wrapped as the module is used:
+      params' dtype (`jax.Array` s when traced, inside `jax.jit` / `jax.vmap`): the cell's
+      own dict, to be wrapped as the module is used:
       ``nn.GRUCell(U).apply({"params": p}, ...)``, ``nn.RNN(nn.GRUCell(U)).apply({"params":
       {"cell": p}}, ...)``. Build the module with ``gate_fn=cell.recurrent_activation_fn,
       activation_fn=cell.activation_fn`` for a cell with other activations than sigmoid
@@ -189,22 +201,23 @@ def to_flax_linen(params: Mapping[str, Any], cell: GRUCell | None = None) -> dic
     """
     weight_ih, weight_hh, bias_ih, bias_hh = to_torch_layout(params, cell, "flax.linen.GRUCell")
     units = weight_hh.shape[1]
+    xp = array_module(weight_ih)
     if bias_ih is None:
-        bias_ih = bias_hh = np.zeros(3 * units, weight_ih.dtype)
+        bias_ih = bias_hh = xp.zeros(3 * units, weight_ih.dtype)
     biases = {"r": fold_bias(bias_ih[:units], bias_hh[:units]), "z": fold_bias(bias_ih[units:2 * units],
                                                                        bias_hh[units:2 * units]),
               "n": bias_ih[2 * units:]}
-    out: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for k, gate in enumerate("rzn"):
-        out["i" + gate] = {"kernel": np.ascontiguousarray(weight_ih[k * units:(k + 1) * units].T),
-                           "bias": np.array(biases[gate])}
+        out["i" + gate] = {"kernel": contiguous(weight_ih[k * units:(k + 1) * units].T),
+                           "bias": xp.array(biases[gate])}
     for k, gate in enumerate("rzn"):
-        out["h" + gate] = {"kernel": np.ascontiguousarray(weight_hh[k * units:(k + 1) * units].T)}
-    out["hn"]["bias"] = np.array(bias_hh[2 * units:])
+        out["h" + gate] = {"kernel": contiguous(weight_hh[k * units:(k + 1) * units].T)}
+    out["hn"]["bias"] = xp.array(bias_hh[2 * units:])
     return out
 
 
-def _nnx_array(module: Any, path: str, required: bool) -> np.ndarray | None:
+def _nnx_array(module: Any, path: str, required: bool, traced: bool) -> Any:
     """The array at ``module.<path>`` (a Flax ``Param`` or an array), or None where it is None."""
     value = module
     for part in path.split("."):
@@ -216,7 +229,7 @@ def _nnx_array(module: Any, path: str, required: bool) -> np.ndarray | None:
         value = getattr(value, part)
     if value is None:
         return None
-    return as_numpy(value, f"cell.{path}")
+    return as_weight(value, f"cell.{path}", traced)
 
 
 def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
@@ -230,8 +243,9 @@ def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
     Returns:
       ``(jaxgru.GRUCell(U, activation=..., recurrent_activation=..., reset_after=True),
       params)``: the activations as Keras names where the module's functions are those
-      behind a name, else the callables; numpy params in Keras's layout, bias ``(2, 3U)``
-      with the recurrent row zero when ``dense_h`` has no bias (exact).
+      behind a name, else the callables; params in Keras's layout (numpy; `jax.Array` s
+      when the module's weights are traced, inside `nnx.jit` / `jax.vmap`), bias
+      ``(2, 3U)`` with the recurrent row zero when ``dense_h`` has no bias (exact).
     """
     for name in ("gate_fn", "activation_fn"):
         if not hasattr(cell, name):
@@ -239,8 +253,9 @@ def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
                             f"{'; for linen params use from_flax_linen' if isinstance(cell, Mapping) else ''}.")
     recurrent_activation = _keras_activation(cell.gate_fn, "cell.gate_fn")
     activation = _keras_activation(cell.activation_fn, "cell.activation_fn")
-    kernel = _nnx_array(cell, "dense_i.kernel", True)
-    recurrent = _nnx_array(cell, "dense_h.kernel", True)
+    traced = is_traced(cell)
+    kernel = _nnx_array(cell, "dense_i.kernel", True, traced)
+    recurrent = _nnx_array(cell, "dense_h.kernel", True, traced)
     if recurrent is None:
         raise TypeError("cell.dense_h.kernel: expected an array, got None.")
     if recurrent.ndim != 2 or recurrent.shape[0] == 0 or recurrent.shape[1] != 3 * recurrent.shape[0]:
@@ -253,7 +268,7 @@ def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
                          f"(from cell.dense_h.kernel), got {kernel.shape}.")
     biases = {}
     for path in ("dense_i.bias", "dense_h.bias"):
-        bias = _nnx_array(cell, path, False)
+        bias = _nnx_array(cell, path, False, traced)
         if bias is not None and bias.shape != (3 * units,):
             raise ValueError(f"cell.{path}: expected shape {(3 * units,)} for units={units}, got {bias.shape}.")
         biases[path] = bias
@@ -263,7 +278,8 @@ def from_flax_nnx(cell: Any) -> tuple[GRUCell, Params]:
                             "a GRUCell's weights share one dtype.")
     use_bias = any(b is not None for b in biases.values())
     if use_bias:
-        biases = {p: np.zeros(3 * units, kernel.dtype) if b is None else b for p, b in biases.items()}
+        xp = array_module(kernel)
+        biases = {p: xp.zeros(3 * units, kernel.dtype) if b is None else b for p, b in biases.items()}
     params = from_torch_layout(kernel.T, recurrent.T, biases["dense_i.bias"], biases["dense_h.bias"])
     jaxgru_cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation,
                           use_bias=use_bias, reset_after=True)

@@ -23,7 +23,8 @@ refuses a ``recurrent_activation`` other than sigmoid, an ``activation`` other t
 and ``reset_after=True`` params (bias ``(2, 3U)``), naming the offending argument.
 
 Haiku keys params by module path (``{"gru": {"w_i", "w_h", "b"}}`` for ``hk.GRU(U)`` in
-``hk.transform``); Haiku is never imported here.
+``hk.transform``); Haiku is never imported here. Concrete arrays in, numpy out; traced
+arrays in (inside `jax.jit` / `jax.vmap`), `jax.Array` s out.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from jaxgru._validation import shown_keys
 from jaxgru.cell import GRUCell
-from jaxgru.interop._layout import as_numpy, check_against_cell, check_fixed_activations, check_keras_params
+from jaxgru.interop._layout import (
+    array_module,
+    as_weight,
+    check_against_cell,
+    check_fixed_activations,
+    check_keras_params,
+    is_traced,
+)
 from jaxgru.types import Params
 
 __all__ = ["from_haiku", "to_haiku"]
@@ -44,12 +50,10 @@ _NAMES = ("w_i", "w_h", "b")
 _SHAPES = {"w_i": "(input_dim, 3*hidden_size)", "w_h": "(hidden_size, 3*hidden_size)", "b": "(3*hidden_size,)"}
 
 
-def _negate_update(a: np.ndarray) -> np.ndarray:
+def _negate_update(a: Any) -> Any:
     """A copy with the first gate block (the update gate) of the last axis negated."""
-    out = np.array(a)
-    units = out.shape[-1] // 3
-    out[..., :units] = -out[..., :units]
-    return out
+    units = a.shape[-1] // 3
+    return array_module(a).concatenate([-a[..., :units], a[..., units:]], axis=-1)
 
 
 def _module_params(params: Any) -> tuple[Mapping, str]:
@@ -89,10 +93,11 @@ def from_haiku(params: Mapping[str, Any]) -> tuple[GRUCell, Params]:
     if extra:
         raise ValueError(f"{label}: unexpected keys {shown_keys(extra)}; an hk.GRU has {list(_NAMES)}.")
     arrays = {}
+    traced = is_traced(inner)
     for name in _NAMES:
         if name not in inner:
             raise ValueError(f"{label}: missing {name!r}; expected shape {_SHAPES[name]}.")
-        arrays[name] = as_numpy(inner[name], f"{label}[{name!r}]")
+        arrays[name] = as_weight(inner[name], f"{label}[{name!r}]", traced)
     w_h = arrays["w_h"]
     if w_h.ndim != 2 or w_h.shape[0] == 0 or w_h.shape[1] != 3 * w_h.shape[0]:
         raise ValueError(f"{label}['w_h']: expected shape {_SHAPES['w_h']} with hidden_size > 0, got {w_h.shape}.")
@@ -151,9 +156,10 @@ def to_haiku(params: Mapping[str, Any], cell: GRUCell | None = None, *,
                          "the reset gate multiplies the recurrent matmul's result, r ⊙ (h U_h + b_rh), while hk.GRU "
                          "computes (r ⊙ h) W_ha; no hk.GRU weights compute the same function. Train or build the "
                          "GRU with reset_after=False.")
-    kernel = as_numpy(params["kernel"], "params['kernel']")
-    recurrent = as_numpy(params["recurrent_kernel"], "params['recurrent_kernel']")
-    bias = (_negate_update(as_numpy(params["bias"], "params['bias']")) if "bias" in params
-            else np.zeros(3 * units, kernel.dtype))
+    traced = is_traced(params)
+    kernel = as_weight(params["kernel"], "params['kernel']", traced)
+    recurrent = as_weight(params["recurrent_kernel"], "params['recurrent_kernel']", traced)
+    bias = (_negate_update(as_weight(params["bias"], "params['bias']", traced)) if "bias" in params
+            else array_module(kernel).zeros(3 * units, kernel.dtype))
     inner = {"w_i": _negate_update(kernel), "w_h": _negate_update(recurrent), "b": bias}
     return inner if name is None else {name: inner}

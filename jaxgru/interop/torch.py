@@ -15,6 +15,8 @@ back. A ``reset_after=False`` GRU applies the reset gate before the recurrent ma
 no PyTorch GRU computes: it has no exact conversion, and `to_torch` refuses it.
 
 torch is never imported here: tensors are read by duck typing (``.detach().cpu()``).
+`from_torch` also takes a state dict of JAX arrays inside `jax.jit` / `jax.vmap` and then
+returns `jax.Array` params (numpy otherwise).
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ import numpy as np
 
 from jaxgru._validation import check_bool, check_int
 from jaxgru.cell import GRUCell
-from jaxgru.interop._layout import as_numpy, check_fixed_activations, from_torch_layout, to_torch_layout
+from jaxgru.interop._layout import (
+    as_weight,
+    check_fixed_activations,
+    from_torch_layout,
+    is_traced,
+    to_torch_layout,
+)
 from jaxgru.types import Params
 
 __all__ = ["from_torch", "from_torch_stack", "to_torch", "to_torch_stack"]
@@ -103,7 +111,8 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
       layer: the layer index k. reverse: the backward direction of a bidirectional GRU.
 
     Returns:
-      numpy params for ``jaxgru.GRUCell(U, reset_after=True)`` (``use_bias=False`` when
+      numpy params (`jax.Array` s for a state dict of traced arrays, inside `jax.jit` /
+      `jax.vmap`) for ``jaxgru.GRUCell(U, reset_after=True)`` (``use_bias=False`` when
       the module has no bias): kernel ``(D, 3U)``, recurrent_kernel ``(U, 3U)``, bias
       ``(2, 3U)``. A bidirectional stack is ``{"forward": from_torch(sd, layer=k),
       "backward": from_torch(sd, layer=k, reverse=True)}`` per layer for
@@ -116,7 +125,8 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
     if keys["weight_ih"] not in state_dict:
         raise ValueError(f"state_dict: missing {keys['weight_ih']!r} of shape (3*hidden_size, input_size) "
                        f"(layer={layer}, reverse={reverse}); present keys: {_shown_keys(state_dict)}.")
-    weight_ih = as_numpy(_tensor(state_dict, keys["weight_ih"]), keys["weight_ih"])
+    traced = is_traced([state_dict[key] for key in keys.values() if key in state_dict])
+    weight_ih = as_weight(_tensor(state_dict, keys["weight_ih"]), keys["weight_ih"], traced)
     if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 3 or weight_ih.shape[1] == 0:
         raise ValueError(f"state_dict[{keys['weight_ih']!r}]: expected shape (3*hidden_size, input_size), "
                          f"got {weight_ih.shape}.")
@@ -130,7 +140,7 @@ def from_torch(state_dict: Mapping[str, Any], *, layer: int = 0, reverse: bool =
         if keys[kind] not in state_dict:
             raise ValueError(f"state_dict: missing {keys[kind]!r} of shape {shape} (hidden_size={units} from "
                            f"{keys['weight_ih']!r}).")
-        arrays[kind] = as_numpy(_tensor(state_dict, keys[kind]), keys[kind])
+        arrays[kind] = as_weight(_tensor(state_dict, keys[kind]), keys[kind], traced)
         if arrays[kind].shape != shape:
             raise ValueError(f"state_dict[{keys[kind]!r}]: expected shape {shape} for hidden_size={units} "
                              f"(from {keys['weight_ih']!r}), got {arrays[kind].shape}.")
