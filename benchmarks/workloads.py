@@ -15,6 +15,11 @@ The workloads:
   zeroes the carry where ``reset_t`` before ``nn.GRUCell``).
 - **acting**: one environment step, forward only: a jitted ``cell.step(params, h, x)``
   against a jitted ``nn.GRUCell(U).apply(variables, h, x)``.
+- **ppo**: one whole PPO update of ``examples/ppo_rnn.py`` (a rollout of ``T`` steps in
+  ``B`` gymnax CartPole environments acting with ``cell.step(reset=done)``, then 4 epochs of
+  4 minibatches replaying whole rollouts with ``jaxgru.rnn(resets=)``, Adam steps
+  included), one jitted call, against the same agent on purejaxrl's ``ScannedRNN``
+  (``nn.GRUCell`` in ``nn.scan``, ``jnp.where`` resets), same weights.
 - **stack**: 3 bidirectional layers, forward+backward: ``jaxgru.stacked_rnn(cell,
   layers, x, bidirectional=True)`` against ``torch.nn.GRU(D, U, num_layers=3,
   bidirectional=True, batch_first=True)`` (CPU, default threads) and three flax
@@ -63,8 +68,10 @@ class Shape(NamedTuple):
     layers: int = 1
 
 
-SHAPES = {"rollout": Shape(64, 128, 64, 128), "acting": Shape(64, 1, 64, 128), "stack": Shape(32, 100, 64, 128, 3)}
-QUICK_SHAPES = {"rollout": Shape(8, 16, 8, 16), "acting": Shape(8, 1, 8, 16), "stack": Shape(4, 10, 8, 16, 3)}
+SHAPES = {"rollout": Shape(64, 128, 64, 128), "acting": Shape(64, 1, 64, 128), "stack": Shape(32, 100, 64, 128, 3),
+          "ppo": Shape(8, 128, 4, 128)}
+QUICK_SHAPES = {"rollout": Shape(8, 16, 8, 16), "acting": Shape(8, 1, 8, 16), "stack": Shape(4, 10, 8, 16, 3),
+                "ppo": Shape(4, 16, 4, 8)}
 
 
 # --------------------------------------------------------------------------- shared weights
@@ -192,6 +199,37 @@ def acting_functions(shape: Shape) -> dict[str, tuple[Callable, object, tuple]]:
     return {"jaxgru": (ours, jaxgru_from_flax(variables["params"]), (h, x)), "flax GRUCell": (flax, variables, (h, x))}
 
 
+# --------------------------------------------------------------------------- ppo
+def _ppo_example():
+    """examples/ppo_rnn.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "ppo_rnn.py"
+    spec = importlib.util.spec_from_file_location("ppo_rnn", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # flax's dataclass modules look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def ppo_functions(shape: Shape) -> dict[str, tuple[Callable, object, tuple]]:
+    """``{peer: (f, runner, ())}``: ``f(runner)`` one whole PPO update's metrics (mean
+    episode return, mean loss), from the same runner (weights, environments, key)."""
+    import jax
+
+    ppo = _ppo_example()
+    configs = {peer: ppo.Config(num_envs=shape.batch, rollout=shape.steps, hidden=shape.units, memory=memory)
+               for peer, memory in (("jaxgru", "jaxgru"), ("flax ScannedRNN", "flax"))}
+    env, env_params = ppo.make_env()
+    runner = ppo.init_runner(jax.random.key(0), configs["jaxgru"], env, env_params)
+
+    def metrics(update):
+        return lambda runner: update(runner)[1]
+
+    return {peer: (metrics(ppo.make_update(config, env, env_params)), runner, ()) for peer, config in configs.items()}
+
+
 # --------------------------------------------------------------------------- stack
 def _flax_stack(shape: Shape):
     import flax.linen as nn
@@ -266,6 +304,8 @@ WORKLOADS = {
                         ("jaxgru", "flax ScannedRNN"), (("flax ScannedRNN", "at most", 0.7),)),
     "acting": Workload("acting: one jitted step, forward", "forward",
                        ("jaxgru", "flax GRUCell"), (("flax GRUCell", "no slower", 1.0),)),
+    "ppo": Workload("PPO update (rollout + 4x4 minibatch steps), one jit", "forward",
+                    ("jaxgru", "flax ScannedRNN"), (("flax ScannedRNN", "no slower", 1.0),)),
     "stack": Workload("3-layer bidirectional stack, forward+backward", "train",
                       ("jaxgru", "torch", "flax linen"),
                       (("torch", "no slower", 1.0), ("flax linen", "faster", 1.0))),
@@ -280,6 +320,8 @@ def _jax_functions(name: str, quick: bool) -> dict[str, tuple[Callable, object, 
     shape = _shape(name, quick)
     if name == "rollout":
         return rollout_functions(shape, QUICK_RESET_RATE if quick else RESET_RATE)
+    if name == "ppo":
+        return ppo_functions(shape)
     return acting_functions(shape) if name == "acting" else stack_functions(shape)
 
 
@@ -377,6 +419,11 @@ def check_same_computation() -> None:
 
     for name in WORKLOADS:
         functions = _jax_functions(name, quick=True)
+        if name == "ppo":  # a whole update: its metrics (episode returns, mean loss) agree
+            f, runner, _ = functions["jaxgru"]
+            theirs_f, theirs_runner, _ = functions["flax ScannedRNN"]
+            close("ppo: flax ScannedRNN update metrics", jax.jit(f)(runner), jax.jit(theirs_f)(theirs_runner))
+            continue
         ours = outputs_and_input_grad(*functions["jaxgru"])
         for peer, (f, params, args) in functions.items():
             if peer != "jaxgru":
@@ -417,6 +464,7 @@ def markdown(info, results, repeats, processes, quick, seconds) -> str:
         times = medians(runs)
         workload, shape = WORKLOADS[name], _shape(name, quick)
         dims = (f"B={shape.batch}, D={shape.features}, U={shape.units}" if name == "acting" else
+                f"{shape.batch} envs, T={shape.steps}, U={shape.units}" if name == "ppo" else
                 f"B={shape.batch}, T={shape.steps}, D={shape.features}, U={shape.units}"
                 + (f", L={shape.layers}" if shape.layers > 1 else "")
                 + (f", {QUICK_RESET_RATE if quick else RESET_RATE:.0%} resets" if name == "rollout" else ""))

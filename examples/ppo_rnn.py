@@ -5,7 +5,8 @@ environments are gymnax's, vmapped too. The observation keeps the cart position 
 pole angle and zeroes both velocities, so the agent has to remember: a memoryless agent
 cannot tell which way the pole is falling.
 
-The agent is ``obs -> Dense + relu -> GRU -> (policy logits, value)``. Its memory is
+The agent is ``obs -> Dense + relu -> GRU -> (Dense + relu -> policy logits, Dense + relu
+-> value)``, purejaxrl's, with its CartPole hyperparameters (`Config`). Its memory is
 either
 
 * ``"jaxgru"``: `jaxgru.GRUCell.step` with ``reset=done`` while acting, and one
@@ -46,7 +47,7 @@ VISIBLE = jnp.array([1.0, 0.0, 1.0, 0.0])  # CartPole's (x, x_dot, theta, theta_
 
 class Config(NamedTuple):
     total_steps: int = 500_000
-    num_envs: int = 16
+    num_envs: int = 4
     rollout: int = 128  # steps per environment per update
     epochs: int = 4
     minibatches: int = 4  # split along the environments: each replays whole rollouts
@@ -81,8 +82,10 @@ def init_agent(key, config: Config, obs_dim: int, actions: int) -> dict:
     h = config.hidden
     flax_gru = nn.GRUCell(h).init(keys[1], jnp.zeros((1, h)), jnp.zeros((1, h)))
     _, gru = jaxgru.from_flax_linen(flax_gru)
+    more = jax.random.split(keys[4], 2)
     return {"embed": dense(keys[0], obs_dim, h, np.sqrt(2)), "gru": gru,
-            "actor": dense(keys[2], h, actions, 0.01), "critic": dense(keys[3], h, 1, 1.0)}
+            "actor_hidden": dense(more[0], h, h, np.sqrt(2)), "actor": dense(keys[2], h, actions, 0.01),
+            "critic_hidden": dense(more[1], h, h, np.sqrt(2)), "critic": dense(keys[3], h, 1, 1.0)}
 
 
 CELL = jaxgru.GRUCell  # the cell of from_flax_linen: GRUCell(hidden, reset_after=True)
@@ -142,7 +145,10 @@ MEMORIES = {"jaxgru": jaxgru_memory, "flax": flax_memory, "none": no_memory}
 
 
 def heads(params, features):
-    return apply_dense(params["actor"], features), apply_dense(params["critic"], features)[..., 0]
+    """``(policy logits, value)`` of the memory's features."""
+    actor = jax.nn.relu(apply_dense(params["actor_hidden"], features))
+    critic = jax.nn.relu(apply_dense(params["critic_hidden"], features))
+    return apply_dense(params["actor"], actor), apply_dense(params["critic"], critic)[..., 0]
 
 
 def embed(params, obs):
@@ -167,8 +173,10 @@ def freeze_recurrent_gate_biases() -> optax.GradientTransformation:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Adam with the learning rate annealed linearly to 0 over the run (purejaxrl's)."""
+    steps = config.updates * config.epochs * config.minibatches
     return optax.chain(freeze_recurrent_gate_biases(), optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.adam(config.lr, eps=1e-5))
+                       optax.adam(optax.linear_schedule(config.lr, 0.0, max(1, steps)), eps=1e-5))
 
 
 # --------------------------------------------------------------------------- PPO
