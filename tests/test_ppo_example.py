@@ -11,7 +11,6 @@ import jax
 import numpy as np
 import pytest
 
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ppo_rnn.py"
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
