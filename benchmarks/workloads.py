@@ -69,7 +69,7 @@ class Shape(NamedTuple):
 
 
 SHAPES = {"rollout": Shape(64, 128, 64, 128), "acting": Shape(64, 1, 64, 128), "stack": Shape(32, 100, 64, 128, 3),
-          "ppo": Shape(8, 128, 4, 128)}
+          "ppo": Shape(4, 128, 4, 128)}
 QUICK_SHAPES = {"rollout": Shape(8, 16, 8, 16), "acting": Shape(8, 1, 8, 16), "stack": Shape(4, 10, 8, 16, 3),
                 "ppo": Shape(4, 16, 4, 8)}
 
