@@ -187,7 +187,8 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(gradient, masked):
 @pytest.mark.parametrize("resets,error,match", [
     (np.zeros((B, T + 1), bool), ValueError, r"resets: expected shape \(\*batch, T\) = \(3, 7\)"),
     (np.zeros((T, B), bool), ValueError, r"resets: expected shape"),
-    (np.zeros((B, T), np.float32), TypeError, r"resets: expected booleans .*float32; for float done flags pass done\.astype\(bool\)"),
+    (np.zeros((B, T), np.float32), TypeError, r"resets: expected booleans .*float32; for float done flags pass "
+                                              r"done\.astype\(bool\)"),
     ("episode", TypeError, "resets: expected booleans"),
 ])
 def test_bad_resets(resets, error, match):
