@@ -136,3 +136,23 @@ def test_a_vmapped_train_converts_and_runs_its_network():
 
     ours, theirs = jax.jit(jax.vmap(train))(KEYS)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_folded_biases_differentiate_both_keras_biases():
+    """Folding Keras's two z/r biases into Flax's one is a sum: differentiated through
+    `to_flax_linen`, both receive the gradient of the folded bias, also where the recurrent
+    one is zero (as it is after `from_flax_linen`)."""
+    cell = jaxgru.GRUCell(U, reset_after=True)
+    params = cell.init(jax.random.key(1), D)
+    params["bias"] = params["bias"].at[0].set(0.5).at[1].set(0.0)
+    x = jax.random.normal(jax.random.key(2), (2, D))
+    h = jax.random.normal(jax.random.key(3), (2, U))
+
+    def flax_loss(params):
+        new_h, _ = nn.GRUCell(U).apply({"params": jaxgru.to_flax_linen(params)}, h, x)
+        return jnp.sum(jnp.sin(new_h))
+
+    grad = jax.grad(flax_loss)(params)["bias"]
+    expected = jax.grad(lambda p: jnp.sum(jnp.sin(cell.step(p, h, x)[1])))(params)["bias"]
+    np.testing.assert_allclose(grad, expected, atol=1e-6)
+    assert np.all(np.abs(grad[1, :2 * U]) > 0)

@@ -154,9 +154,13 @@ def check_fixed_activations(cell: GRUCell | None, target: str) -> None:
 
 def fold_bias(input_bias: np.ndarray, recurrent_bias: np.ndarray) -> np.ndarray:
     """``input_bias + recurrent_bias`` for a target with one bias where Keras has two that
-    add up (z and r gates): the same function up to one float rounding per entry, and the
-    input entries untouched where the recurrent one is 0 (so round trips stay exact)."""
+    add up (z and r gates): the same function up to one float rounding per entry. NumPy
+    keeps the input entries untouched where the recurrent one is 0 (so round trips stay
+    exact, signed zeros included); traced arrays get the plain sum, whose gradient reaches
+    both biases."""
     xp = array_module(input_bias, recurrent_bias)
+    if xp is not np:  # traced: a plain sum, so that both biases get the gradient
+        return input_bias + recurrent_bias
     return xp.where(recurrent_bias == 0, input_bias, input_bias + recurrent_bias)
 
 
