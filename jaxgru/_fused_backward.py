@@ -351,7 +351,8 @@ def _back_projection(kernel, recurrent_masks, units, gate_count):
         h_kernel_t = kernel[:, :gate_count * units].T
         return lambda d_a: gates.matmul(jnp.concatenate(d_a, axis=-1), h_kernel_t)
     blocks = jnp.split(kernel, 3, axis=1)
-    return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(recurrent_masks, d_a, blocks, strict=False))
+    masks, blocks = recurrent_masks[:gate_count], blocks[:gate_count]
+    return lambda d_a: sum(m * gates.matmul(d, k.T) for m, d, k in zip(masks, d_a, blocks, strict=True))
 
 
 def _adjoint_builder(cell, weights, recurrent_masks) -> Callable[..., _Adjoint]:
@@ -436,7 +437,7 @@ def _kernel_gradient(kernel, h_in, recurrent_masks, d_a, candidate=None):
         return jnp.einsum("tbu,tbn->un", a.astype(kernel.dtype), d, preferred_element_type=acc)
 
     masks = (None,) * len(d_a) if recurrent_masks is None else recurrent_masks
-    blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks, d_a, strict=False)]
+    blocks = [contract(h_in if mask is None else h_in * mask, d) for mask, d in zip(masks[:len(d_a)], d_a, strict=True)]
     if candidate is not None:
         blocks.append(contract(*candidate))
     return tuple(blocks)

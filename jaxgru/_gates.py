@@ -181,18 +181,20 @@ def recurrent_stepper(cell: GRUCell, weights: RecurrentWeights, recurrent_masks:
         candidate_kernel = blocks[2]
 
         def projections(h):
-            return tuple(matmul(h * m, k) for m, k in zip(recurrent_masks[:gate_count], blocks, strict=False))
+            return tuple(matmul(h * m, k)
+                         for m, k in zip(recurrent_masks[:gate_count], blocks[:gate_count], strict=True))
 
-    bias_blocks = (0.0, 0.0, 0.0) if bias is None else tuple(_blocks(bias, units))
+    bias_blocks: tuple[jax.Array | float, ...] = (0.0, 0.0, 0.0) if bias is None else tuple(_blocks(bias, units))
 
     def step(h, xi):
         m = projections(h)
         if cell.reset_after:
-            b_z, b_r, b_h = (b if bias is None else b.astype(xi.z.dtype) for b in bias_blocks)
+            b_z, b_r, b_h = (b if isinstance(b, float) else b.astype(xi.z.dtype) for b in bias_blocks)
             a_z, a_r, c_h = xi.z + m[0] + b_z, xi.r + m[1] + b_r, m[2] + b_h
             return reset_after_new_state(cell, a_z, a_r, xi.h, c_h, h), (a_z, a_r, c_h)
         a_z, a_r = xi.z + m[0], xi.r + m[1]
         z, rh = reset_gate_inputs(cell, a_z, a_r, candidate_state(h, recurrent_masks))
+        assert candidate_kernel is not None  # reset_before's candidate block, sliced above
         a_h = xi.h + matmul(rh, candidate_kernel)
         return reset_before_new_state(cell, a_h, z, h), (a_z, a_r, a_h)
 

@@ -118,17 +118,18 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, reset_
     if options.remat:
         gru = jax.checkpoint(gru, prevent_cse=False)
 
-    def body(carry, step):
+    def body(carry: PyTree, step: tuple) -> tuple[PyTree, tuple]:
         h, previous = carry if masked else (carry, None)
         xi_t, keep, reset = step
         if reset is not None:
+            assert reset_state is not None  # given whenever there are resets
             restart = reset[:, None]
             h = jnp.where(restart, reset_state, h)
-            if masked:
+            if previous is not None:
                 previous = jnp.where(restart, jnp.zeros_like(previous), previous)
         h_new, terms = gru(h, xi_t)
         terms = terms if keep_residuals else None
-        if not masked:
+        if previous is None:  # no mask
             return h_new, (h_new, None, terms)
         keep = keep[:, None]
         fallback = jnp.zeros_like(h_new) if options.zero_output_for_mask else previous

@@ -106,7 +106,7 @@ class GRUCell:
     reset_after: bool = True
 
     def __post_init__(self):
-        checked = {"units": check_positive_int(self.units, "units")}
+        checked: dict[str, Any] = {"units": check_positive_int(self.units, "units")}
         for name in ("activation", "recurrent_activation"):
             checked[name] = activations.validate(getattr(self, name), argument=name)
         for kind, module in (("initializer", initializers), ("regularizer", regularizers),
@@ -157,7 +157,7 @@ class GRUCell:
         shapes = self.param_shapes(check_positive_int(input_dim, "input_dim"))
         inits = self.per_weight("initializer")
         params = {}
-        for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3), strict=False):
+        for (name, shape), key in zip(shapes.items(), jax.random.split(rng, 3)[:len(shapes)], strict=True):
             params[name] = jnp.asarray(inits[name](key, shape, dtype), dtype)
             if params[name].shape != shape:
                 raise ValueError(f"{_WEIGHT_PREFIXES[name]}_initializer: returned shape "

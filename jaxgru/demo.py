@@ -211,7 +211,10 @@ def plot_predictions(task: Task, outputs: np.ndarray, path: Path) -> Path:
         rows, cols = 4, 8
         fig = _figure(cols * 1.2, rows * 1.4)
         predicted = outputs.argmax(axis=-1)
-        for ax, image, label, guess in zip(fig.subplots(rows, cols).ravel(), test_x, test_y, predicted, strict=False):
+        axes = fig.subplots(rows, cols).ravel()
+        shown = min(len(axes), len(test_x))  # the first rows * cols test examples
+        for ax, image, label, guess in zip(axes[:shown], test_x[:shown], test_y[:shown], predicted[:shown],
+                                           strict=True):
             ax.imshow(image, cmap="gray_r")
             ax.set_title(f"{guess} ({label})", color="tab:green" if guess == label else "tab:red", fontsize=9)
             ax.set_axis_off()

@@ -130,7 +130,7 @@ def _identity(gain=1.0):
     def init(key, shape, dtype=jnp.float32):
         if len(shape) != 2:
             raise ValueError(f"Identity needs a 2-D weight, got shape {tuple(shape)}")
-        return gain * jnp.eye(*shape, dtype=dtype)
+        return gain * jnp.eye(shape[0], shape[1], dtype=dtype)
 
     return init
 

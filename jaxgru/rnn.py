@@ -424,7 +424,7 @@ def check_bidirectional_params(cells: tuple[GRUCell, GRUCell], params: Any, labe
         got = f"keys {sorted(params)}" if isinstance(params, Mapping) else type(params).__name__
         raise ValueError(f"{label}: expected {{'forward': params, 'backward': params}}, got {got}.")
     dims = []
-    for direction, direction_cell in zip(("forward", "backward"), cells, strict=False):
+    for direction, direction_cell in zip(("forward", "backward"), cells, strict=True):
         try:
             dims.append(direction_cell.check_params(params[direction]))
         except (TypeError, ValueError) as error:

@@ -174,7 +174,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
     run: Callable[..., tuple[Any, Any]] = run_bidirectional if bidirectional else run_rnn
     x = inputs
     finals: list[jax.Array] = []
-    for k, (cell, params, state, key) in enumerate(zip(layer_cells, layers, states, layer_keys, strict=False)):
+    for k, (cell, params, state, key) in enumerate(zip(layer_cells, layers, states, layer_keys, strict=True)):
         last = k == len(layers) - 1
         layer_reset = {} if reset_states[k] is None else {"reset_state": reset_states[k]}
         x, final = run(cell, params, x, initial_state=state, rng=key,
@@ -246,7 +246,7 @@ def _checked(cell: GRUCell, params: Any, label: str) -> int:
 def _check_input_dims(layer_cells: list[LayerCell], layers: list, features: int, merge_mode: str | None) -> None:
     """Each layer's kernel takes the features the previous layer (or the inputs) gives it."""
     expected, source = features, "the inputs' last axis"
-    for k, (cell, params) in enumerate(zip(layer_cells, layers, strict=False)):
+    for k, (cell, params) in enumerate(zip(layer_cells, layers, strict=True)):
         d = _params_input_dim(cell, params, k)
         if d != expected:
             raise ValueError(f"layers[{k}]: the kernel takes D={d} input features, but layer {k} receives "
@@ -265,7 +265,7 @@ def _layer_states(initial_state: Any, layer_cells: list[LayerCell], batch_shape:
             raise ValueError(f"initial_state: expected {len(units)} states (L * dirs, layer-major, forward first), "
                              f"got {len(initial_state)}.")
         states = [_check_state(s, f"initial_state[{j}]", "(B, U)", (*batch_shape, u))
-                  for j, (s, u) in enumerate(zip(initial_state, units, strict=False))]
+                  for j, (s, u) in enumerate(zip(initial_state, units, strict=True))]
     else:
         if len(set(units)) != 1:
             raise ValueError(f"initial_state: one array (L * dirs, B, U) needs equal units in every layer and "

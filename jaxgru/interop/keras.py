@@ -46,7 +46,7 @@ def from_keras(weights: Sequence[Any], cell: GRUCell | None = None) -> Params:
                          f"as Keras's get_weights() returns, got {type(weights).__name__}"
                          f"{f' of length {len(weights)}' if isinstance(weights, (list, tuple)) else ''}.")
     params = {name: as_numpy(w, f"weights[{i}] ({name})")
-              for i, (name, w) in enumerate(zip(WEIGHT_NAMES, weights, strict=False))}
+              for i, (name, w) in enumerate(zip(WEIGHT_NAMES[:len(weights)], weights, strict=True))}
     _, units, reset_after = check_keras_params(
         params, lambda name: f"weights[{WEIGHT_NAMES.index(name)}] ({name})")
     if cell is not None:

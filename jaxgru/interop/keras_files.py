@@ -386,7 +386,7 @@ def _add(reader: _Reader, layers: dict[str, Params], name: str, datasets: list[_
         return
     if name in layers:
         raise ValueError(f"{reader.label}: two GRU weight sets are both named {name!r} (at {where!r}).")
-    params = {weight: reader.read(node) for weight, node in zip(WEIGHT_NAMES, datasets, strict=False)}
+    params = {weight: reader.read(node) for weight, node in zip(WEIGHT_NAMES[:len(datasets)], datasets, strict=True)}
     try:
         check_keras_params(params, lambda weight: f"{datasets[WEIGHT_NAMES.index(weight)].path!r} ({weight})")
     except ValueError as error:

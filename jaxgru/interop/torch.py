@@ -170,7 +170,7 @@ def to_torch(params: Mapping[str, Any], *, layer: int = 0, reverse: bool = False
     layer, reverse = _check_index(layer, reverse)
     check_fixed_activations(cell, "PyTorch's nn.GRU")
     arrays = to_torch_layout(params, cell, "PyTorch's nn.GRU")
-    return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays, strict=False) if array is not None}
+    return {key: array for key, array in zip(_keys(layer, reverse).values(), arrays, strict=True) if array is not None}
 
 
 def from_torch_stack(state_dict: Mapping[str, Any]) -> list:
