@@ -15,6 +15,9 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT_S = 300
+# Lines the test runs shorter than stored (the stored outputs keep the full run): every
+# cell still runs, over fewer epochs. Each line must be in the notebook, once.
+SHORTER_RUN = {"02_flax_training": [("BATCH, EPOCHS = 64, 10", "BATCH, EPOCHS = 64, 2")]}
 
 
 def code_cells(notebook):
@@ -37,7 +40,12 @@ def test_stored_with_outputs_in_order(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_executes_top_to_bottom(path):
+    """Every cell, in order, in a fresh kernel (10 epochs of training in 02 run as 2)."""
     notebook = nbformat.read(path, as_version=4)
+    for stored, run in SHORTER_RUN.get(path.stem, []):
+        cells = [cell for cell in code_cells(notebook) if stored in cell.source]
+        assert len(cells) == 1 and cells[0].source.count(stored) == 1, f"{path.name}: no single line {stored!r}"
+        cells[0].source = cells[0].source.replace(stored, run)
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=python_path)
     client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT_S,
