@@ -14,32 +14,23 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # is collected (benchmarks.peers, imported by test_benchmarks, would otherwise pick JAX).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-# Most of the suite's time is XLA compilation, and many tests compile the same program
-# through different functions (a new jax.jit or lambda per test, the same shapes). JAX's
-# persistent compilation cache, keyed by the program itself, compiles each one once: every
-# test process (the xdist controller and each worker) gets a fresh, empty directory of its
-# own, removed when the process ends, so nothing is carried from one run to the next, and
-# only one process writes to a directory at a time (the child interpreters that the README,
-# docs, demo and notebook tests start inherit it while their worker waits on them).
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# Most of the suite's time is XLA compilation, and tests compile the same program through
+# different functions (a new jax.jit or lambda per test, the same shapes). JAX's persistent
+# compilation cache, keyed by the program itself, compiles each one once: every test process
+# (the xdist controller and each worker) gets a fresh, empty directory of its own, removed
+# when the process ends, so nothing is carried from one run to the next and only one process
+# writes to a directory (JAX writes entries in place, so a reader in another process could
+# see half an entry). Child processes that tests start are not given it.
 # JAXGRU_TEST_COMPILATION_CACHE=0 turns it off.
 if os.environ.get("JAXGRU_TEST_COMPILATION_CACHE", "1") != "0":
     _CACHE_DIR = tempfile.mkdtemp(prefix="jaxgru-test-xla-")
     atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
-    _CACHE_CONFIG = {
-        "jax_compilation_cache_dir": _CACHE_DIR,
-        "jax_persistent_cache_min_compile_time_secs": 0,  # every program, however quick to compile
-        "jax_persistent_cache_min_entry_size_bytes": -1,  # of any size
-    }
-    # The environment carries it to child interpreters; jax.config to this one, whether or
-    # not a plugin imported jax first.
-    os.environ.update({name.upper(): str(value) for name, value in _CACHE_CONFIG.items()})
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
-
-if os.environ.get("JAXGRU_TEST_COMPILATION_CACHE", "1") != "0":
-    for _name, _value in _CACHE_CONFIG.items():
-        jax.config.update(_name, _value)
+    jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # of any size
 
 
 @pytest.fixture
