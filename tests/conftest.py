@@ -25,12 +25,19 @@ import pytest  # noqa: E402
 # writes to a directory (JAX writes entries in place, so a reader in another process could
 # see half an entry). Child processes that tests start are not given it.
 # JAXGRU_TEST_COMPILATION_CACHE=0 turns it off.
+_CACHE_DIR = None
 if os.environ.get("JAXGRU_TEST_COMPILATION_CACHE", "1") != "0":
     _CACHE_DIR = tempfile.mkdtemp(prefix="jaxgru-test-xla-")
-    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)  # xdist workers may not reach it
     jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # of any size
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Before an xdist worker reports that it finished: the controller may end it right after.
+    if _CACHE_DIR is not None:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture
