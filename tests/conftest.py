@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 # different functions (a new jax.jit or lambda per test, the same shapes). JAX's persistent
 # compilation cache, keyed by the program itself, compiles each one once: every test process
 # (the xdist controller and each worker) gets a fresh, empty directory of its own, removed
-# when the process ends, so nothing is carried from one run to the next and only one process
+# when its session ends, so nothing is carried from one run to the next and only one process
 # writes to a directory (JAX writes entries in place, so a reader in another process could
 # see half an entry). Child processes that tests start are not given it.
 # JAXGRU_TEST_COMPILATION_CACHE=0 turns it off.
