@@ -129,15 +129,20 @@ def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
     def reference(params, x, h0):
         return loss_of(*segments_reference(cell, params, x, h0, mask, RESETS, True, masked))
 
-    expected_loss, expected = jax.jit(jax.value_and_grad(reference, argnums=(0, 1, 2)))(params, x, h0)
-    for gradient in ("fused", "autodiff"):
-        def ours(params, x, h0):
-            return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
-                                       go_backwards=True, zero_output_for_mask=masked, gradient=gradient))
+    def ours(params, x, h0, gradient):
+        return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
+                                   go_backwards=True, zero_output_for_mask=masked, gradient=gradient))
 
-        loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(params, x, h0)
-        np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
+    @jax.jit  # the reference and both backward passes: one program, one compile
+    def all_results(*args):
+        return [jax.value_and_grad(fn, argnums=(0, 1, 2))(*args) for fn in (
+            reference, functools.partial(ours, gradient="fused"), functools.partial(ours, gradient="autodiff"))]
+
+    (expected_loss, expected), *got = all_results(params, x, h0)
+    for gradient, (loss, grads) in zip(("fused", "autodiff"), got, strict=True):
+        np.testing.assert_allclose(loss, expected_loss, **TOLERANCE, err_msg=f"gradient={gradient}")
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE, err_msg=f"gradient={gradient}"),
+                     grads, expected)
 
 
 def test_bidirectional_resets_each_direction_per_segment():
