@@ -46,8 +46,13 @@ def as_numpy(array: Any, label: str) -> np.ndarray:
             array = array.view(torch.int16).numpy().view(jnp.bfloat16)
         else:
             array = array.numpy()  # not np.array(tensor): its __array__ path is deprecated
+    return _floating(array, label, np.array)
+
+
+def _floating(array: Any, label: str, convert: Callable[[Any], Any]) -> Any:
+    """``convert(array)`` (numpy's or JAX's), checked to hold floating-point weights."""
     try:
-        array = np.array(array)
+        array = convert(array)
     except Exception as error:
         raise TypeError(f"{label}: expected an array, got {type(array).__name__}.") from error
     if not jnp.issubdtype(array.dtype, jnp.floating):
@@ -64,15 +69,7 @@ def is_traced(*trees: Any) -> bool:
 def as_weight(array: Any, label: str, traced: bool) -> Any:
     """`as_numpy`, or, when ``traced`` (`is_traced`), the array as a floating `jax.Array`
     (numpy cannot hold a tracer): every weight of one conversion takes the same path."""
-    if not traced:
-        return as_numpy(array, label)
-    try:
-        array = jnp.asarray(array)
-    except Exception as error:
-        raise TypeError(f"{label}: expected an array, got {type(array).__name__}.") from error
-    if not jnp.issubdtype(array.dtype, jnp.floating):
-        raise TypeError(f"{label}: expected floating-point weights, got dtype {array.dtype}.")
-    return array
+    return _floating(array, label, jnp.asarray) if traced else as_numpy(array, label)
 
 
 def array_module(*arrays: Any) -> Any:
