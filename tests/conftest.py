@@ -48,7 +48,7 @@ def x64():
 
 
 # The quick tier, `pytest -m "not slow"`: the cell, the runner and the fused backward
-# pass against their references, in under 2 minutes on 2 cores. Every other test file
+# pass against their references (about 4.5 minutes on 2 cores). Every other test file
 # (interop, Flax and Equinox modules, export, notebooks, docs, README, demo, benchmarks,
 # hostile files) is marked slow here; a test in a quick file can mark itself slow.
 QUICK_FILES = {
