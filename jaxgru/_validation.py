@@ -41,21 +41,6 @@ def check_flags(**flags: Any) -> None:
         check_bool(value, argument)
 
 
-def renamed_keyword(new_value: Any, old_value: Any, *, new: str, old: str, default: Any) -> Any:
-    """The value of a keyword argument renamed from ``old`` to ``new``.
-
-    ``old`` keeps working for one release: given (not None), it warns with a
-    `DeprecationWarning` at the caller's caller and is used, unless ``new`` was given too
-    (differs from ``default``), which is a TypeError."""
-    if old_value is None:
-        return new_value
-    if new_value is not default:
-        raise TypeError(f"{old}, {new}: {old}= is the deprecated name of {new}=; pass only {new}=.")
-    warnings.warn(f"{old}= is deprecated and will be removed in the next release; use {new}= instead.",
-                  DeprecationWarning, stacklevel=3)
-    return old_value
-
-
 def check_unroll(value: Any, argument: str = "unroll") -> int | bool:
     """`lax.scan`'s ``unroll``: a positive int (steps per loop iteration) or a bool
     (True unrolls the whole loop, False is 1)."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxgru import _gates as gates
 from jaxgru import activations, constraints, initializers, regularizers
+from jaxgru._deprecations import renamed_keywords
 from jaxgru._keras_object import KerasObject
 from jaxgru._validation import (
     as_floating_array,
@@ -26,7 +27,6 @@ from jaxgru._validation import (
     check_positive_int,
     check_rate,
     reject_float_flags,
-    renamed_keyword,
     shown_keys,
 )
 from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
@@ -262,19 +262,17 @@ class GRUCell:
     @overload
     def step(self, params: Params, state: jax.Array, x: jax.Array, rng: jax.Array | None = None, *,
              training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
-             reset_state: jax.Array | None = None,
-             masks: DropoutMasks | None = None) -> tuple[jax.Array, jax.Array]: ...
+             reset_state: jax.Array | None = None) -> tuple[jax.Array, jax.Array]: ...
 
     @overload
     def step(self, params: Params, state: list | tuple, x: jax.Array, rng: jax.Array | None = None, *,
              training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
-             reset_state: jax.Array | None = None,
-             masks: DropoutMasks | None = None) -> tuple[jax.Array, list | tuple]: ...
+             reset_state: jax.Array | None = None) -> tuple[jax.Array, list | tuple]: ...
 
+    @renamed_keywords
     def step(self, params: Params, state: State, x: jax.Array, rng: jax.Array | None = None, *,
              training: bool = False, dropout_masks: DropoutMasks | None = None, reset: jax.Array | None = None,
-             reset_state: jax.Array | None = None,
-             masks: DropoutMasks | None = None) -> tuple[jax.Array, State]:
+             reset_state: jax.Array | None = None) -> tuple[jax.Array, State]:
         """One timestep: ``x`` ``(B, D)``, ``state`` ``(B, U)`` -> ``(output, new_state)``.
 
         ``output`` is the new ``h`` ``(B, U)``; ``new_state`` is ``h`` in the structure the
@@ -283,8 +281,7 @@ class GRUCell:
         from ``rng``: ``step(..., rng=k)`` equals
         ``step(..., dropout_masks=cell.dropout_masks(k, B, D))``. To reproduce Keras's
         per-sequence masks, pass the same key (or masks) every step. ``training=False``
-        never drops, whatever ``rng`` or ``dropout_masks`` say. ``masks`` is the deprecated
-        name of ``dropout_masks`` (it warns, and goes in the next release).
+        never drops, whatever ``rng`` or ``dropout_masks`` say.
 
         ``reset``: ``(B,)`` booleans (or 0/1 integers; floats are rejected: pass
         ``done.astype(bool)``), one per row of ``x``: the state of the rows where it is
@@ -294,7 +291,6 @@ class GRUCell:
         broadcasts to ``(B, U)`` (``(U,)``, a scalar, ``(B, U)``). The rule of
         `jaxgru.rnn`'s ``resets``/``reset_state``, one step at a time.
         """
-        dropout_masks = renamed_keyword(dropout_masks, masks, new="dropout_masks", old="masks", default=None)
         h = as_state(state, "state")
         x = as_floating_array(x, "x", "(B, D)")
         d = self.check_params(params)

@@ -46,6 +46,7 @@ from jax import lax
 
 from jaxgru import _fused_backward as fused_backward
 from jaxgru import _gates as gates
+from jaxgru._deprecations import renamed_keywords
 from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru._validation import (
     as_floating_array,
@@ -57,7 +58,6 @@ from jaxgru._validation import (
     check_positive_int,
     check_unroll,
     reject_float_flags,
-    renamed_keyword,
 )
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
@@ -231,14 +231,14 @@ def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.
     return over_chunks(run, carry, sequence, chunk)
 
 
+@renamed_keywords
 def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.Array | None = None,
         mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
         resets: jax.Array | None = None, reset_state: jax.Array | None = None,
         rng: jax.Array | None = None, training: bool = False,
         go_backwards: bool = False, return_sequences: bool = True, time_major: bool = False,
         zero_output_for_mask: bool = False, unroll: int = 1, remat: bool = False,
-        dropout_masks: DropoutMasks | None = None, gradient: str = "fused", time_chunk: int | None = None,
-        masks: DropoutMasks | None = None, backward: str | None = None):
+        dropout_masks: DropoutMasks | None = None, gradient: str = "fused", time_chunk: int | None = None):
     """Keras's ``GRU(return_state=True)`` as a pure function.
 
     Args:
@@ -310,10 +310,6 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         when differentiated by the fused backward, step by step (`default_stepwise`).
         Changes speed and memory locality only: the same results, up to float rounding
         in the weight gradients' sums.
-      masks: the deprecated name of ``dropout_masks`` (it warns, and goes in the next
-        release).
-      backward: the deprecated name of ``gradient`` (it warns, and goes in the next
-        release).
 
     Returns:
       ``(outputs, final_state)``: outputs ``(B, T, U)`` (``(T, B, U)`` time-major) or
@@ -324,8 +320,6 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
     """
     check_flags(training=training, go_backwards=go_backwards, return_sequences=return_sequences,
                 time_major=time_major, zero_output_for_mask=zero_output_for_mask, remat=remat)
-    dropout_masks = renamed_keyword(dropout_masks, masks, new="dropout_masks", old="masks", default=None)
-    gradient = renamed_keyword(gradient, backward, new="gradient", old="backward", default="fused")
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient: expected one of {GRADIENTS}, got {gradient!r}.")
     options = LoopOptions(zero_output_for_mask, check_unroll(unroll), remat, gradient)
@@ -447,6 +441,7 @@ def _merge(forward: jax.Array, backward: jax.Array, merge_mode: str | None):
     return forward, backward
 
 
+@renamed_keywords
 def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], inputs: jax.Array, *,
                   merge_mode: str | None = "concat", mask: jax.Array | None = None,
                   seq_lengths: jax.Array | None = None, resets: jax.Array | None = None,
@@ -454,7 +449,7 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
                   initial_state: Sequence[jax.Array] | None = None, rng: jax.Array | None = None,
                   training: bool = False, return_sequences: bool = True, time_major: bool = False,
                   unroll: int = 1, remat: bool = False, gradient: str = "fused",
-                  time_chunk: int | None = None, backward: str | None = None):
+                  time_chunk: int | None = None):
     """Keras's ``Bidirectional(GRU(return_state=True), merge_mode)`` as a pure function.
 
     Args:
@@ -478,8 +473,6 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
         ``(B, U)``: ``(U,)``, a scalar, ``(B, U)``), or a ``(forward, backward)`` pair
         (list or tuple, like ``initial_state``; an entry may be None for zeros). Needs
         ``resets``.
-      backward: the deprecated name of ``gradient`` (it warns, and goes in the next
-        release; ``params["backward"]`` is the backward direction's params).
 
     Other arguments are as in `rnn`. The backward direction runs `rnn` with
     ``go_backwards=True``; its output sequence is reversed back into input order before
@@ -490,7 +483,6 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
       ``(outputs, (final_fw, final_bw))``.
     """
     check_flags(training=training, return_sequences=return_sequences, time_major=time_major, remat=remat)
-    gradient = renamed_keyword(gradient, backward, new="gradient", old="backward", default="fused")
     if merge_mode not in MERGE_MODES:
         raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
     cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
