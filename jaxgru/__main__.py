@@ -1,5 +1,6 @@
 """Command line: ``python -m jaxgru demo [--task adding|digits] [--seq-len T] [--steps N]
-[--seed S] [--convention reset_after|reset_before] [--out DIR]``.
+[--seed S] [--convention reset_after|reset_before] [--out DIR]`` (``python -m jaxgru.demo
+[options]`` is the same command).
 
 Bad options exit with argparse's usage message and status 2; a missing package of the
 ``demo`` extra exits with status 1 and the command that installs it.
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxgru import demo
+from jaxgru.demo._tasks import DEFAULT_SEQ_LEN
+from jaxgru.demo._train import CONVENTIONS, TASK_SETTINGS
 
 
 def _int_at_least(minimum: int):
@@ -33,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jaxgru",
                                      description="jaxgru: Keras's GRU as pure JAX functions.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    adding, digits = demo.TASK_SETTINGS["adding"], demo.TASK_SETTINGS["digits"]
+    adding, digits = TASK_SETTINGS["adding"], TASK_SETTINGS["digits"]
     parser_demo = commands.add_parser(
         "demo", help="train a small GRU end to end and plot it",
         description="Train a small GRU (jaxgru.rnn + a dense head, Adam, jax.jit) on a built-in task "
@@ -43,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="adding: the adding problem (predict the sum of two marked values); "
                                   "digits: scikit-learn's 8x8 digits read row by row (default: %(default)s)")
     parser_demo.add_argument("--seq-len", type=_int_at_least(2), default=None, metavar="T",
-                             help=f"sequence length of the adding problem (default: {demo.DEFAULT_SEQ_LEN})")
+                             help=f"sequence length of the adding problem (default: {DEFAULT_SEQ_LEN})")
     parser_demo.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
                              help=f"training steps (default: {adding.steps} for adding, {digits.steps} for digits)")
     parser_demo.add_argument("--seed", type=_int_at_least(0), default=0,
                              help="seed of the initialization, the data and the split (default: %(default)s)")
-    parser_demo.add_argument("--convention", choices=demo.CONVENTIONS, default="reset_after",
+    parser_demo.add_argument("--convention", choices=CONVENTIONS, default="reset_after",
                              help="where the reset gate applies: after the recurrent matmul "
                                   "(Keras's default, cuDNN, PyTorch) or before it (default: %(default)s)")
     parser_demo.add_argument("--out", type=Path, default=Path("jaxgru-demo"), metavar="DIR",

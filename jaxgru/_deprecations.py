@@ -1,7 +1,7 @@
-"""Every deprecated keyword and name in jaxgru, in two tables, each warning once per use.
+"""Every deprecated keyword, name and module in jaxgru, in three tables.
 
-A rename or a name leaving the public surface is one entry here, not code in the function
-or module concerned:
+A rename, a name leaving the public surface or a module going is one entry here, not code
+in the function or module concerned:
 
 * `RENAMED_KEYWORDS`: ``old -> new`` keyword names. A function decorated with
   `renamed_keywords` accepts ``old=`` for one release, with a `DeprecationWarning`, as its
@@ -9,7 +9,12 @@ or module concerned:
 * `MOVED_NAMES`: per public module, ``name -> (home, hint)``: the name is no longer in the
   module's ``__all__``; ``module.name`` still resolves (through the module's
   ``__getattr__ = module_getattr(__name__)``, PEP 562, as optax does) to ``home``
-  (``"package.module:attribute"``), with a `DeprecationWarning` that ends with ``hint``.
+  (``"package.module:attribute"``), with a `DeprecationWarning` that ends with ``hint``,
+  at each use.
+* `DEPRECATED_MODULES`: ``module -> hint``: a module that goes; it calls
+  `warn_deprecated_module` first thing, so importing it warns once (Python imports a module
+  once), pointing at the importing line, with ``hint``. Deprecated modules are not counted
+  in the public surface.
 
 Entries go in the release after the one that deprecated them.
 """
@@ -23,14 +28,60 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["RENAMED_KEYWORDS", "MOVED_NAMES", "renamed_keywords", "module_getattr"]
+__all__ = ["RENAMED_KEYWORDS", "MOVED_NAMES", "DEPRECATED_MODULES", "renamed_keywords", "module_getattr",
+           "warn_deprecated_module"]
 
 RENAMED_KEYWORDS: dict[str, str] = {
     "masks": "dropout_masks",
     "backward": "gradient",
 }
 
-MOVED_NAMES: dict[str, dict[str, tuple[str, str]]] = {}
+_DEMO_INTERNAL = "it is internal to the demo; run the demo with jaxgru.demo.run or python -m jaxgru demo."
+_NAMES_HINT = "{0}.get resolves these Keras names (an unknown name's error lists them)."
+_INTEROP = {"cudnn": ("from_cudnn", "to_cudnn"), "equinox": ("from_equinox", "to_equinox"),
+            "flax": ("from_flax_linen", "from_flax_nnx", "to_flax_linen"), "haiku": ("from_haiku", "to_haiku"),
+            "keras": ("from_keras", "to_keras"), "keras_files": ("load_keras_weights",),
+            "keras_layers": ("layer_from_config",), "onnx": ("from_onnx", "to_onnx"),
+            "torch": ("from_torch", "from_torch_stack", "to_torch", "to_torch_stack")}
+
+MOVED_NAMES: dict[str, dict[str, tuple[str, str]]] = {
+    "jaxgru.activations": {
+        "ACTIVATIONS": ("jaxgru._keras_objects.activations:ACTIVATIONS",
+                        "jaxgru.activations.get resolves a name (an unknown name's error lists them)."),
+        "Activation": ("jaxgru._keras_objects.activations:Activation",
+                       "annotate with Callable[[jax.Array], jax.Array], or jaxgru.activations.ActivationLike "
+                       "for what a cell takes."),
+    },
+    **{f"jaxgru.{kind}": {"NAMES": (f"jaxgru._keras_objects.{kind}:NAMES", _NAMES_HINT.format(f"jaxgru.{kind}"))}
+       for kind in ("initializers", "regularizers", "constraints")},
+    "jaxgru.demo": {
+        "History": ("jaxgru.demo._train:History", "it is the type of DemoResult.history; " + _DEMO_INTERNAL),
+        "init_model": ("jaxgru.demo._train:init_model", _DEMO_INTERNAL),
+        "apply_model": ("jaxgru.demo._train:apply_model", _DEMO_INTERNAL),
+        "train": ("jaxgru.demo._train:train", _DEMO_INTERNAL),
+        "make_task": ("jaxgru.demo._tasks:make_task", _DEMO_INTERNAL),
+        "plot_learning_curves": ("jaxgru.demo._plots:plot_learning_curves", _DEMO_INTERNAL),
+        "plot_predictions": ("jaxgru.demo._plots:plot_predictions", _DEMO_INTERNAL),
+    },
+    "jaxgru.interop": {name: (f"jaxgru.interop.{module}:{name}",
+                              f"use jaxgru.{name} (or jaxgru.interop.{module}.{name}).")
+                       for module, names in _INTEROP.items() for name in names},
+    "jaxgru.interop.onnx": {
+        "MIN_OPSET": ("jaxgru.interop.onnx:_MIN_OPSET", "to_onnx's docstring states the opsets it writes."),
+        "default_max_entries": ("jaxgru.interop.onnx:_default_max_entries",
+                                "from_onnx's docstring states its max_entries= default."),
+    },
+    "jaxgru.interop.keras_layers": {
+        "MAX_CONFIG_DEPTH": ("jaxgru.interop.keras_layers:_MAX_CONFIG_DEPTH",
+                             "layer_from_config's docstring states the depth it reads."),
+    },
+}
+
+DEPRECATED_MODULES: dict[str, str] = {
+    "jaxgru.flax": "import jaxgru.linen instead (the same modules and functions).",
+    "jaxgru.demo_tasks": "its tasks are internal to the demo; run them with jaxgru.demo.run(task=...) or "
+                         "python -m jaxgru demo --task adding|digits.",
+}
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
@@ -76,3 +127,10 @@ def module_getattr(module: str) -> Callable[[str], Any]:
         return getattr(importlib.import_module(home_module), attribute)
 
     return __getattr__
+
+
+def warn_deprecated_module(module: str) -> None:
+    """Warns that ``module`` (a key of `DEPRECATED_MODULES`), being imported, goes in the next
+    release; called first thing in that module, so the warning points at the importing line."""
+    warnings.warn(f"{module} is deprecated and goes in the next release; {DEPRECATED_MODULES[module]}",
+                  DeprecationWarning, stacklevel=3)

@@ -13,76 +13,19 @@ Every name follows tf_keras's definition. Three of them differ from the obvious 
 ``relu6`` is Keras 3's (tf_keras has no such name).
 """
 
-from __future__ import annotations
+from jaxgru._deprecations import module_getattr
 
-import functools
-from collections.abc import Callable, Mapping
+# The cell's check of its activation arguments, not a public name (not in __all__): here
+# for jaxgru.cell, which reads it from this module until it imports
+# jaxgru._keras_objects.activations itself.
+from jaxgru._keras_objects.activations import (
+    ActivationLike,
+    get,
+    hard_sigmoid,
+    linear,
+    validate,  # noqa: F401
+)
 
-import jax
-import jax.numpy as jnp
+__all__ = ["ActivationLike", "get", "hard_sigmoid", "linear"]
 
-__all__ = ["ACTIVATIONS", "Activation", "ActivationLike", "get", "hard_sigmoid", "linear", "validate"]
-
-Activation = Callable[[jax.Array], jax.Array]
-ActivationLike = str | None | Activation
-
-
-def hard_sigmoid(x: jax.Array) -> jax.Array:
-    """tf_keras's hard sigmoid, ``clip(0.2 x + 0.5, 0, 1)`` (jax.nn has only Keras 3's)."""
-    return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
-def linear(x: jax.Array) -> jax.Array:
-    """The identity; Keras's ``linear`` and ``activation=None``."""
-    return x
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
-    "hard_sigmoid": hard_sigmoid,
-    "relu": jax.nn.relu,
-    "relu6": jax.nn.relu6,
-    "linear": linear,
-    "elu": jax.nn.elu,
-    "selu": jax.nn.selu,
-    "softplus": jax.nn.softplus,
-    "softsign": jax.nn.soft_sign,
-    "swish": jax.nn.silu,
-    "silu": jax.nn.silu,
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),
-    "exponential": jnp.exp,
-    "mish": jax.nn.mish,
-    "leaky_relu": functools.partial(jax.nn.leaky_relu, negative_slope=0.2),
-    "softmax": jax.nn.softmax,
-    "log_softmax": jax.nn.log_softmax,
-}
-
-
-def get(identifier: ActivationLike, *, argument: str = "activation") -> Activation:
-    """Returns the activation for a Keras name, ``None`` (identity) or a callable."""
-    if identifier is None:
-        return linear
-    if isinstance(identifier, str):
-        try:
-            return ACTIVATIONS[identifier]
-        except KeyError:
-            raise ValueError(
-                f"{argument}: unknown activation {identifier!r}; expected one of {sorted(ACTIVATIONS)} "
-                "or a callable."
-            ) from None
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"{argument}: expected a Keras activation name, None or a callable, "
-                    f"got {type(identifier).__name__}.")
-
-
-def validate(identifier: ActivationLike, *, argument: str) -> ActivationLike:
-    """Checks an activation identifier and returns it in its hashable form (name or callable)."""
-    if isinstance(identifier, Mapping):  # Keras 3 serializes a function as {"config": name, ...}
-        if not isinstance(identifier.get("config"), str):
-            raise ValueError(f"{argument}: an activation config dict needs the activation's name under "
-                             f"'config', got {dict(identifier)!r}.")
-        identifier = identifier["config"]
-    get(identifier, argument=argument)
-    return identifier
+__getattr__ = module_getattr(__name__)

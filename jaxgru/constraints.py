@@ -9,7 +9,7 @@ With ``norms = sqrt(sum(w**2, axis, keepdims=True))`` and ``eps = 1e-7`` (Keras'
 * ``MinMaxNorm(min_value=0, max_value=1, rate=1, axis=0)``:
   ``w * (rate * clip(norms, min, max) + (1 - rate) * norms) / (eps + norms)``
 
-Edge values (checked when the cell is built; every number finite, see `_keras_object`).
+Edge values (checked when the cell is built; every number finite, see `jaxgru._keras_objects.base`).
 Those accepted compute what tf_keras and Keras 3 (TensorFlow and JAX backends) all
 compute; those rejected are ones where they disagree, or that bound a norm below 0:
 
@@ -33,78 +33,9 @@ Keras applies a constraint after each optimizer update, never in the forward pas
 sets (boxes, simplices), not these norms, so they are written here.
 """
 
-from __future__ import annotations
+from jaxgru._deprecations import module_getattr
+from jaxgru._keras_objects.constraints import REGISTRY, get
 
-from collections.abc import Callable
-from typing import Any
+__all__ = ["REGISTRY", "get"]
 
-import jax
-import jax.numpy as jnp
-
-from jaxgru._keras_object import KerasObject, axis, canonical_axes, fields, real, resolve
-
-__all__ = ["NAMES", "REGISTRY", "get"]
-
-EPSILON = 1e-7
-_NORM_BOUND = real(0)  # a bound on a norm: no norm is below 0
-
-
-def _norms(w: jax.Array, axes) -> jax.Array:
-    return jnp.sqrt(jnp.sum(jnp.square(w), axis=canonical_axes(axes, w.ndim), keepdims=True))
-
-
-@fields(max_value=_NORM_BOUND, axis=axis)
-def _max_norm(max_value=2, axis=0):
-    def constrain(w):
-        norms = _norms(w, axis)
-        return w * (jnp.clip(norms, 0, max_value) / (EPSILON + norms))
-
-    return constrain
-
-
-@fields()
-def _non_neg():
-    return lambda w: w * (w >= 0).astype(w.dtype)
-
-
-@fields(axis=axis)
-def _unit_norm(axis=0):
-    return lambda w: w / (EPSILON + _norms(w, axis))
-
-
-@fields(min_value=real(), max_value=_NORM_BOUND, rate=real(), axis=axis)
-def _min_max_norm(min_value=0.0, max_value=1.0, rate=1.0, axis=0):
-    if min_value > max_value:
-        raise ValueError(f"min_value ({min_value:g}) must be <= max_value ({max_value:g}): Keras's backends "
-                         "disagree on a reversed range")
-
-    def constrain(w):
-        norms = _norms(w, axis)
-        desired = rate * jnp.clip(norms, min_value, max_value) + (1 - rate) * norms
-        return w * (desired / (EPSILON + norms))
-
-    return constrain
-
-
-REGISTRY: dict[str, Callable[..., Callable]] = {
-    "MaxNorm": _max_norm,
-    "NonNeg": _non_neg,
-    "UnitNorm": _unit_norm,
-    "MinMaxNorm": _min_max_norm,
-}
-
-NAMES: dict[str, tuple[str, dict]] = {
-    "max_norm": ("MaxNorm", {}),
-    "maxnorm": ("MaxNorm", {}),
-    "non_neg": ("NonNeg", {}),
-    "nonneg": ("NonNeg", {}),
-    "unit_norm": ("UnitNorm", {}),
-    "unitnorm": ("UnitNorm", {}),
-    "min_max_norm": ("MinMaxNorm", {}),
-    "minmaxnorm": ("MinMaxNorm", {}),
-}
-
-
-def get(identifier: Any, *, argument: str = "constraint") -> KerasObject | Callable | None:
-    """Resolves a Keras constraint name/config, or keeps a ``w -> w`` callable."""
-    return resolve(identifier, argument=argument, kind="constraint", registry=REGISTRY, names=NAMES)
+__getattr__ = module_getattr(__name__)

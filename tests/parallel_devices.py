@@ -188,10 +188,10 @@ def scenario_dropout():
 
 
 def scenario_flax():
-    """`jaxgru.flax.GRU` (dropout, mask, initial state) trained on 8 devices vs one device."""
+    """`jaxgru.linen.GRU` (dropout, mask, initial state) trained on 8 devices vs one device."""
     import flax.linen as nn
 
-    from jaxgru.flax import GRU
+    from jaxgru.linen import GRU
 
     class Model(nn.Module):
         @nn.compact

@@ -12,7 +12,7 @@ import pytest
 import jaxgru
 from jaxgru import demo
 from jaxgru.__main__ import build_parser, main
-from jaxgru.demo_tasks import adding_problem, adding_task, digits_task
+from jaxgru.demo._tasks import adding_problem, adding_task, digits_task
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILES = ("loss_curve.png", "predictions.png")
@@ -54,6 +54,17 @@ def test_module_entry_point_writes_plots_and_prints_metric(tmp_path):
     assert "test MSE" in done.stdout and "baseline" in done.stdout
     assert "training on adding" in done.stderr  # the tqdm progress bar
     assert_pngs(tmp_path / "pics")
+
+
+def test_demo_package_runs_as_the_demo_command():
+    """``python -m jaxgru.demo`` is ``python -m jaxgru demo``: its options and their checks."""
+    env = dict(os.environ, PYTHONPATH=str(Path(jaxgru.__file__).parents[1]))
+    shown = subprocess.run([sys.executable, "-m", "jaxgru.demo", "--help"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert shown.returncode == 0 and "--seq-len T" in shown.stdout and "--convention" in shown.stdout, shown.stderr
+    refused = subprocess.run([sys.executable, "-m", "jaxgru.demo", "--steps", "0"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 2 and "--steps: expected an integer >= 1, got 0" in refused.stderr, refused.stderr
 
 
 def test_digits_short_run(tmp_path, capsys):

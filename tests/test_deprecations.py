@@ -1,11 +1,17 @@
-"""Renamed keywords keep working for one release, with a DeprecationWarning that names
-the new keyword: ``masks=`` is ``dropout_masks=`` and ``backward=`` is ``gradient=``."""
+"""Deprecations keep old code working for one release, with a DeprecationWarning: renamed
+keywords (``masks=`` is ``dropout_masks=``, ``backward=`` is ``gradient=``), names that left
+a public module (`MOVED_NAMES`) and modules that go (`DEPRECATED_MODULES`)."""
+
+import importlib
+import sys
+import warnings
 
 import jax
 import numpy as np
 import pytest
 
 import jaxgru
+from jaxgru._deprecations import DEPRECATED_MODULES, MOVED_NAMES
 
 CELL = jaxgru.GRUCell(4, dropout=0.3, recurrent_dropout=0.2)
 PARAMS = CELL.init(jax.random.key(0), 3)
@@ -56,4 +62,39 @@ def test_old_and_new_name_together_is_an_error():
 def test_the_warning_points_at_the_callers_line():
     with pytest.warns(DeprecationWarning) as record:
         jaxgru.rnn(CELL, PARAMS, X, backward="fused")
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(("module", "name"), [(m, n) for m, names in MOVED_NAMES.items() for n in names],
+                         ids=lambda x: x)
+def test_moved_name_warns_and_is_its_home(module, name):
+    home_module, _, attribute = MOVED_NAMES[module][name][0].partition(":")
+    home = getattr(importlib.import_module(home_module), attribute)
+    with pytest.warns(DeprecationWarning, match=rf"^{module}\.{name} is deprecated") as record:
+        old = getattr(importlib.import_module(module), name)
+    assert old is home
+    assert record[0].filename == __file__
+    with pytest.raises(AttributeError, match=f"has no attribute 'no_such_{name}'"):
+        getattr(importlib.import_module(module), f"no_such_{name}")
+
+
+@pytest.mark.parametrize("module", sorted(DEPRECATED_MODULES))
+def test_deprecated_module_warns_once_on_import(module, monkeypatch):
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.warns(DeprecationWarning, match=rf"^{module} is deprecated") as record:
+        loaded = importlib.import_module(module)
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert importlib.import_module(module) is loaded  # imported once: no second warning
+    replacement = {"jaxgru.flax": "jaxgru.linen", "jaxgru.demo_tasks": "jaxgru.demo._tasks"}[module]
+    assert loaded.__all__
+    for name in loaded.__all__:
+        assert getattr(loaded, name) is getattr(importlib.import_module(replacement), name)
+
+
+def test_deprecated_module_warning_points_at_the_import(monkeypatch):
+    monkeypatch.delitem(sys.modules, "jaxgru.flax", raising=False)
+    with pytest.warns(DeprecationWarning, match="import jaxgru.linen instead") as record:
+        import jaxgru.flax  # noqa: F401
     assert record[0].filename == __file__

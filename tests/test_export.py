@@ -12,7 +12,7 @@ from flax import nnx
 from jax import export
 
 import jaxgru
-import jaxgru.flax
+import jaxgru.linen
 import jaxgru.nnx
 from helpers import random_params
 
@@ -82,7 +82,7 @@ def test_bidirectional_and_stacked_export_with_symbolic_batch_and_time():
 
 
 def test_linen_and_nnx_layers_export_with_symbolic_batch_and_time():
-    linen = jaxgru.flax.GRU(U, return_sequences=True, return_state=True, reset_after=False)
+    linen = jaxgru.linen.GRU(U, return_sequences=True, return_state=True, reset_after=False)
     variables = linen.init(jax.random.key(0), sequence(2, 4))
     graphdef, state = nnx.split(jaxgru.nnx.GRU(D, U, return_sequences=True, rngs=nnx.Rngs(0)))
     state = nnx.to_pure_dict(state)  # plain arrays: an exported signature holds no Variable types

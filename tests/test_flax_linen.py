@@ -1,4 +1,4 @@
-"""jaxgru.flax (linen) modules against the functional core, flax's own RNN wrappers and tf_keras."""
+"""jaxgru.linen modules against the functional core, flax's own RNN wrappers and tf_keras."""
 
 import dataclasses
 
@@ -13,7 +13,7 @@ import tf_keras as keras
 
 import jaxgru
 from helpers import KeyProbe, randomized, synthetic_task
-from jaxgru import flax as jf
+from jaxgru import linen as jf
 from keras_reference import params_of, randomize
 from layer_reference import B, D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
 

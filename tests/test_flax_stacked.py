@@ -1,4 +1,4 @@
-"""jaxgru.flax.StackedGRU (linen) and jaxgru.nnx.StackedGRU against jaxgru.stacked_rnn and torch.nn.GRU."""
+"""jaxgru.linen.StackedGRU and jaxgru.nnx.StackedGRU against jaxgru.stacked_rnn and torch.nn.GRU."""
 
 import functools
 
@@ -10,7 +10,7 @@ from flax import nnx
 
 import jaxgru
 from helpers import KeyProbe, assert_close, randomized
-from jaxgru import flax as jf
+from jaxgru import linen as jf
 from jaxgru import nnx as jn
 
 B, T, D, U, L = 3, 7, 4, 5, 3

@@ -15,7 +15,7 @@ from flax import nnx
 
 import jaxgru
 from jaxgru import parallel
-from jaxgru.flax import GRU as LinenGRU
+from jaxgru.linen import GRU as LinenGRU
 from jaxgru._fused_backward import supports
 from jaxgru.nnx import GRU as NnxGRU
 

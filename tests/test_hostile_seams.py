@@ -191,7 +191,7 @@ def test_messages_list_a_handful_of_keys():
         (lambda: jaxgru.GRUCell.from_config({"units": U, **many}), r"config: unknown keys .*and 99992 more\]"),
         (lambda: layer_from_config({"units": U, **many}), r"config: unknown keys .*and 99992 more\]"),
         (lambda: jaxgru.from_haiku(many), r"got 100000 modules \[.*and 99992 more\]"),
-        (lambda: jaxgru.interop.from_flax_linen({**many, "ir": {}}), r"unexpected keys .*and 99992 more\]"),
+        (lambda: jaxgru.from_flax_linen({**many, "ir": {}}), r"unexpected keys .*and 99992 more\]"),
     ]
     for call, match in calls:
         with pytest.raises(ValueError, match=match) as error:

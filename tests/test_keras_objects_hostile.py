@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import jaxgru
 from helpers import random_params
-from jaxgru import constraints, initializers, regularizers
+from jaxgru._keras_objects import constraints, initializers, regularizers
 
 NAN, INF = float("nan"), float("inf")
 UNITS, INPUT_DIM = 4, 3

@@ -215,7 +215,7 @@ def test_bad_resets(resets, error, match):
 def test_flax_layers_take_resets_and_seq_lengths_per_call():
     from flax import nnx
 
-    from jaxgru import flax as jf
+    from jaxgru import linen as jf
     from jaxgru import nnx as jn
 
     cell = jaxgru.GRUCell(U)

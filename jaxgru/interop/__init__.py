@@ -4,18 +4,16 @@ cuDNN's flat buffer, ONNX's ``GRU`` operator, and the GRU cells of Flax, Equinox
 All converters return numpy params in Keras's layout (``kernel (D, 3U)``,
 ``recurrent_kernel (U, 3U)``, ``bias (3U,) | (2, 3U)``, gates [z, r, h]), the layout every
 jaxgru function takes.
+
+One module per framework: `keras` (weight lists), `keras_files` (``.keras``/``.h5``
+files), `keras_layers` (layer configs), `torch`, `cudnn`, `onnx`, `flax`, `equinox`,
+`haiku`. Their converters are re-exported at the top level (``jaxgru.from_torch``), not
+here.
 """
 
-from jaxgru.interop.cudnn import from_cudnn, to_cudnn
-from jaxgru.interop.equinox import from_equinox, to_equinox
-from jaxgru.interop.flax import from_flax_linen, from_flax_nnx, to_flax_linen
-from jaxgru.interop.haiku import from_haiku, to_haiku
-from jaxgru.interop.keras import from_keras, to_keras
-from jaxgru.interop.keras_files import load_keras_weights
-from jaxgru.interop.keras_layers import layer_from_config
-from jaxgru.interop.onnx import from_onnx, to_onnx
-from jaxgru.interop.torch import from_torch, from_torch_stack, to_torch, to_torch_stack
+from jaxgru._deprecations import module_getattr
+from jaxgru.interop import cudnn, equinox, flax, haiku, keras, keras_files, keras_layers, onnx, torch
 
-__all__ = ["from_cudnn", "from_equinox", "from_flax_linen", "from_flax_nnx", "from_haiku", "from_keras", "from_onnx",
-           "from_torch", "from_torch_stack", "layer_from_config", "load_keras_weights", "to_cudnn", "to_equinox",
-           "to_flax_linen", "to_haiku", "to_keras", "to_onnx", "to_torch", "to_torch_stack"]
+__all__ = ["cudnn", "equinox", "flax", "haiku", "keras", "keras_files", "keras_layers", "onnx", "torch"]
+
+__getattr__ = module_getattr(__name__)

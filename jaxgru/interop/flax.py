@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jaxgru import activations
+from jaxgru._keras_objects import activations
 from jaxgru._validation import shown_keys
 from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import (

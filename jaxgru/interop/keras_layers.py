@@ -71,12 +71,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from jaxgru._deprecations import module_getattr
 from jaxgru._validation import check_bool, shown_keys
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import is_active
 from jaxgru.rnn import MERGE_MODES
 
-__all__ = ["MAX_CONFIG_DEPTH", "layer_from_config"]
+__all__ = ["layer_from_config"]
 
 Cells = GRUCell | tuple[GRUCell, GRUCell]
 
@@ -97,20 +98,20 @@ _USE_CUDNN = ("auto", True, False)
 
 # The deepest nesting of dicts and lists read from a config (a Keras GRU config nests
 # about 5 deep: layer, initializer config, its dtype policy...).
-MAX_CONFIG_DEPTH = 64
+_MAX_CONFIG_DEPTH = 64
 
 
 def _plain(value: Any, label: str, depth: int = 0, ancestors: frozenset[int] = frozenset()) -> Any:
     """``value`` with every mapping a dict and every list (or tuple) a list (tf_keras hands
     out tracking wrappers around its dicts and lists). A config nested deeper than
-    `MAX_CONFIG_DEPTH` or containing itself is a ValueError naming the key path ``label``
+    `_MAX_CONFIG_DEPTH` or containing itself is a ValueError naming the key path ``label``
     (instead of a RecursionError)."""
     if not isinstance(value, (Mapping, list, tuple)):
         return value
     if id(value) in ancestors:
         raise ValueError(f"{label}: contains itself (a cycle); a Keras config is a tree of dicts and lists.")
-    if depth >= MAX_CONFIG_DEPTH:
-        raise ValueError(f"{label[:300]}...: nested more than {MAX_CONFIG_DEPTH} dicts and lists deep; a Keras "
+    if depth >= _MAX_CONFIG_DEPTH:
+        raise ValueError(f"{label[:300]}...: nested more than {_MAX_CONFIG_DEPTH} dicts and lists deep; a Keras "
                          "layer config nests a few levels.")
     ancestors = ancestors | {id(value)}
     if isinstance(value, Mapping):
@@ -245,7 +246,7 @@ def layer_from_config(config: Mapping[str, Any]) -> tuple[Cells, dict[str, Any]]
     Raises:
       TypeError: ``config`` (or a nested layer config) is not a dict, or a flag is not a bool.
       ValueError: naming the key: a class other than ``GRU`` or ``Bidirectional(GRU)``,
-        a config nested deeper than `MAX_CONFIG_DEPTH` (64) dicts and lists or containing
+        a config nested deeper than 64 dicts and lists or containing
         itself, an unknown key, a non-None ``activity_regularizer``, a ``Bidirectional`` whose
         forward layer has ``go_backwards=True``, or a cell argument `GRUCell` rejects.
 
@@ -265,3 +266,6 @@ def layer_from_config(config: Mapping[str, Any]) -> tuple[Cells, dict[str, Any]]
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     return cells, options
+
+
+__getattr__ = module_getattr(__name__)

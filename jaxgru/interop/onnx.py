@@ -47,7 +47,7 @@ onnx is imported only when these functions run (``pip install onnx``).
 `from_onnx` treats a file as untrusted: at most ``max_bytes`` (`DEFAULT_MAX_BYTES`, 256
 MiB) are read, and before protobuf parses them a scan of the wire format counts the
 entries the parse would allocate (messages, strings, list items) against
-`default_max_entries` of its size, so memory stays within a small multiple of the file's size.
+``max(2**18, size // 16)`` by default, so memory stays within a small multiple of the file's size.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jaxgru._deprecations import module_getattr
 from jaxgru._validation import check_bool, check_int
 from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import as_numpy
@@ -68,10 +69,10 @@ from jaxgru.types import Params
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPSET", "MIN_OPSET", "default_max_entries", "from_onnx", "to_onnx"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPSET", "from_onnx", "to_onnx"]
 
 DEFAULT_OPSET = 17
-MIN_OPSET = 14
+_MIN_OPSET = 14
 # The largest file from_onnx reads unless given max_bytes= (weights of a GRU with U = 2048
 # and D = 2048 take 96 MiB in float32).
 DEFAULT_MAX_BYTES = 256 * 2 ** 20
@@ -120,8 +121,8 @@ def _check_opset(opset: Any, onnx) -> int:
         return DEFAULT_OPSET
     opset = check_int(opset, "opset")
     latest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= latest:
-        raise ValueError(f"opset: expected an ONNX opset from {MIN_OPSET} to {latest} (this onnx's latest), "
+    if not _MIN_OPSET <= opset <= latest:
+        raise ValueError(f"opset: expected an ONNX opset from {_MIN_OPSET} to {latest} (this onnx's latest), "
                          f"got {opset}.")
     return opset
 
@@ -307,7 +308,7 @@ def _shown_list(items: Any) -> str:
     return f"[{shown}{more}]"
 
 
-def default_max_entries(size: int) -> int:
+def _default_max_entries(size: int) -> int:
     """The most protobuf entries (messages, strings and bytes fields, list items) that
     `from_onnx` lets a file of ``size`` bytes declare by default: ``max(2**18, size //
     16)``. Each entry costs the parsed model up to ~150 bytes however few bytes it takes
@@ -391,7 +392,7 @@ def _read_bounded(path: str, max_bytes: int) -> bytes:
 def _load(model_or_path: Any, max_bytes: int, most_entries: int | None) -> tuple[onnx.ModelProto, str]:
     """The model and the label its errors start with; a file is read if it has at most
     ``max_bytes`` bytes, its entries counted by `_count_entries` (at most
-    ``most_entries``, default `default_max_entries` of its size) before it is parsed, without
+    ``most_entries``, default `_default_max_entries` of its size) before it is parsed, without
     external data."""
     onnx = _import_onnx()
     if isinstance(model_or_path, onnx.ModelProto):
@@ -407,7 +408,7 @@ def _load(model_or_path: Any, max_bytes: int, most_entries: int | None) -> tuple
     if not os.path.isfile(path):
         raise ValueError(f"{path}: not a regular file; expected an .onnx model file.")
     data = _read_bounded(path, max_bytes)
-    budget = default_max_entries(len(data)) if most_entries is None else most_entries
+    budget = _default_max_entries(len(data)) if most_entries is None else most_entries
     _count_entries(data, onnx.ModelProto.DESCRIPTOR, budget, path)
     try:
         model = onnx.load_model_from_string(data)
@@ -704,3 +705,6 @@ def _check_model(model, source: str) -> None:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as error:
         raise ValueError(f"{source}: the ONNX checker refuses this model ({_shown(str(error))}).") from None
+
+
+__getattr__ = module_getattr(__name__)
