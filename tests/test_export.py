@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import random_params
 from jax import export
 
 import jaxgru
 import jaxgru.linen
 import jaxgru.nnx
-from helpers import random_params
 
 D, U = 3, 5
 SHAPES = ((2, 7), (4, 3))  # concrete (B, T) the symbolic export is called at

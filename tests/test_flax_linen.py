@@ -10,12 +10,12 @@ import numpy as np
 import optax
 import pytest
 import tf_keras as keras
+from helpers import KeyProbe, randomized, synthetic_task
+from keras_reference import params_of, randomize
+from layer_reference import H0, LAYER_CASES, ROW_MASK, B, D, T, U, X, assert_close, expected_layer_output
 
 import jaxgru
-from helpers import KeyProbe, randomized, synthetic_task
 from jaxgru import linen as jf
-from keras_reference import params_of, randomize
-from layer_reference import B, D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
 
 KEYS = {"params": jax.random.key(0)}
 

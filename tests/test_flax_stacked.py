@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from helpers import KeyProbe, assert_close, randomized
 
 import jaxgru
-from helpers import KeyProbe, assert_close, randomized
 from jaxgru import linen as jf
 from jaxgru import nnx as jn
 

@@ -15,8 +15,8 @@ from flax import nnx
 
 import jaxgru
 from jaxgru import parallel
-from jaxgru.linen import GRU as LinenGRU
 from jaxgru._fused_backward import supports
+from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
 
 B, T, D, U = 3, 6, 4, 5

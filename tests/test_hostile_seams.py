@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from helpers import random_params
 
 import jaxgru
 import jaxgru.interop
-from helpers import random_params
 from jaxgru.equinox import GRU as EqxGRU
 from jaxgru.interop.keras_layers import layer_from_config
 from jaxgru.linen import GRU as LinenGRU

@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from helpers import random_params
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import jaxgru
-from helpers import random_params
 from jaxgru._keras_objects import constraints, initializers, regularizers
 
 NAN, INF = float("nan"), float("inf")

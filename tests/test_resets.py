@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_params
 from jax import lax
 
 import jaxgru
-from helpers import random_params
 
 B, T, D, U = 3, 7, 4, 5
 RESETS = np.array([[0, 0, 1, 0, 0, 0, 1],
