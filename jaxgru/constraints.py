@@ -9,7 +9,7 @@ With ``norms = sqrt(sum(w**2, axis, keepdims=True))`` and ``eps = 1e-7`` (Keras'
 * ``MinMaxNorm(min_value=0, max_value=1, rate=1, axis=0)``:
   ``w * (rate * clip(norms, min, max) + (1 - rate) * norms) / (eps + norms)``
 
-Edge values (checked when the cell is built; every number finite, see `jaxgru._keras_objects.base`).
+Edge values (checked when the cell is built; every number finite).
 Those accepted compute what tf_keras and Keras 3 (TensorFlow and JAX backends) all
 compute; those rejected are ones where they disagree, or that bound a norm below 0:
 

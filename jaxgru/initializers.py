@@ -9,7 +9,7 @@ given), the products of the sizes of those axes. A Keras ``seed`` is ignored: th
 randomness comes from the PRNG key, so the values differ from Keras's while following the
 same distribution.
 
-Field values (checked when the cell is built; every number finite, see `jaxgru._keras_objects.base`):
+Field values (checked when the cell is built; every number finite):
 
 * ``VarianceScaling``: ``scale > 0``, as in Keras; ``mode`` one of fan_in/fan_out/fan_avg
   (case-sensitive, as in Keras); ``distribution`` lower-cased, with ``"normal"`` meaning
