@@ -1,13 +1,14 @@
-r"""The GRU time loop with hand-written adjoints (`jax.custom_vjp`), each function beside
+r"""The GRU time loops with hand-written adjoints (`jax.custom_vjp`), each function beside
 its equations.
 
-`recurrence` computes exactly what `jaxgru._loop.forward` computes (it *is* that scan) and
-differs only in how it is differentiated. Autodiff of `lax.scan` turns the per-step
-weight gradient into a small ``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry
-at every step; here the reverse loop does only what is inherently sequential, and the
-weight cotangents are single matmuls over the ``T·B`` rows after it.
-`stepwise_recurrence` is the loop that projects each step's own inputs; its reverse loop
-accumulates the weight cotangents step by step instead.
+`recurrence` *is* `jaxgru._loop.forward` and `stepwise` *is* `jaxgru._loop.over_chunks`
+(the same functions, the same results); they differ only in how they are differentiated.
+Autodiff of `lax.scan` turns the per-step weight gradient into a small
+``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry at every step; `recurrence`'s
+reverse loop does only what is inherently sequential, and the weight cotangents are
+single matmuls over the ``T·B`` rows after it. `stepwise`'s forward pass projects each
+step's own inputs; its reverse loop accumulates the weight cotangents step by step
+instead. `jaxgru._runner.run` chooses between them.
 
 Notation (per step, all ``(B, U)``): σ the recurrent activation, φ the activation, ⊙
 elementwise, ``h`` the state entering the step, ``δ = ∂L/∂h'`` the cotangent of the new
@@ -46,9 +47,10 @@ from jax import lax
 from jaxgru import _gates as gates
 from jaxgru._loop import Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru.cell import GRUCell
+from jaxgru.dropout import DropoutMasks
 from jaxgru.types import Params
 
-__all__ = ["supports", "recurrence", "stepwise_recurrence"]
+__all__ = ["supports", "recurrence", "stepwise"]
 
 # (∂L/∂h, ∂L/∂repeated output or None, ∂L/∂reset state or None): the reverse loops' carry
 _ReverseCarry = tuple[jax.Array, "jax.Array | None", "jax.Array | None"]
@@ -86,37 +88,29 @@ def _is_elementwise(fn: Callable[[jax.Array], jax.Array]) -> bool:
 
 
 # --------------------------------------------------------------------------- sequence adjoint
-def recurrence(cell: GRUCell, options: LoopOptions, weights: gates.RecurrentWeights, carry: Carry,
-               reset_state: jax.Array | None, steps: Steps,
-               recurrent_masks: jax.Array | None) -> tuple[jax.Array, Carry]:
-    r"""`jaxgru._loop.forward`'s ``(outputs (T, B, U), final Carry)``, differentiated by
-    `_recurrence_bwd`. Arguments as `jaxgru._loop.forward`'s."""
-    return _recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
+recurrence = jax.custom_vjp(forward, nondiff_argnums=(0, 4, 5, 6))
+recurrence.__doc__ = r"""`jaxgru._loop.forward` itself (same arguments, same results), differentiated by
+`_recurrence_bwd`: `jaxgru._runner.run` passes it to `jaxgru._loop.over_chunks` as the
+recurrence of each chunk."""
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _recurrence(cell: GRUCell, options: LoopOptions, weights: gates.RecurrentWeights, carry: Carry,
-                reset_state: jax.Array | None, steps: Steps,
-                recurrent_masks: jax.Array | None) -> tuple[jax.Array, Carry]:
-    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
-    return outputs, final
-
-
-def _recurrence_fwd(cell: GRUCell, options: LoopOptions, weights: gates.RecurrentWeights, carry: Carry,
-                    reset_state: jax.Array | None, steps: Steps,
-                    recurrent_masks: jax.Array | None) -> tuple[tuple[jax.Array, Carry], tuple]:
-    outputs, final, residual_arrays = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
-                                              keep_residuals=True)
+def _recurrence_fwd(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, steps: Steps,
+                    options: LoopOptions, keep_residuals: bool,
+                    project: Callable[[jax.Array], gates.GateInputs] | None) -> tuple[tuple, tuple]:
+    del keep_residuals, project  # the chunks' loop calls it with forward's defaults
+    outputs, final, residual_arrays = forward(cell, weights, carry, steps, options, keep_residuals=True)
     assert residual_arrays is not None
     states, terms, _ = residual_arrays
     # reset_after's candidate keeps its input side separate (hh = φ(xi_h + r ⊙ c_h))
-    xi_h = steps.xi.h if isinstance(steps.xi, gates.GateInputs) and cell.reset_after else None
-    residuals = (weights, carry.state, reset_state, xi_h, steps.keep, steps.reset, recurrent_masks, states, terms)
-    return (outputs, final), residuals
+    xi_h = steps.inputs.h if isinstance(steps.inputs, gates.GateInputs) and cell.reset_after else None
+    residuals = (weights, carry.state, steps.reset_state, xi_h, steps.mask, steps.resets,
+                 steps.dropout_masks.recurrent, states, terms)
+    return (outputs, final, None), residuals
 
 
-def _recurrence_bwd(cell: GRUCell, options: LoopOptions, residuals: tuple,
-                    cotangents: tuple[jax.Array, Carry]) -> tuple:
+def _recurrence_bwd(cell: GRUCell, options: LoopOptions, keep_residuals: bool,
+                    project: Callable[[jax.Array], gates.GateInputs] | None, residuals: tuple,
+                    cotangents: tuple) -> tuple:
     r"""The sequence adjoint: one reverse `lax.scan` of `_reverse_step` over the steps'
     partials (computed for all ``T`` steps at once, off the sequential path), then the
     cotangents of the inputs' projections and of the recurrent weights over all steps at
@@ -131,74 +125,49 @@ def _recurrence_bwd(cell: GRUCell, options: LoopOptions, residuals: tuple,
     (per convention: `_reset_after_adjoint`, `_reset_before_adjoint`). Autodiff of the
     projection outside the loop turns ``∂L/∂xi`` into ``∂L/∂W = Xᵀ dXi`` in one matmul.
     """
-    weights, h_start, reset_state, xi_h, keep, reset, recurrent_masks, states, terms = residuals
-    d_outputs, d_final = cotangents
-    h_in = _step_input_states(h_start, reset_state, states, reset)
+    del keep_residuals, project
+    weights, h_start, reset_state, xi_h, mask, resets, recurrent_masks, states, terms = residuals
+    d_outputs, d_final, _ = cotangents
+    h_in = _step_input_states(h_start, reset_state, states, resets)
     adjoint = _adjoint_builder(cell, weights, recurrent_masks)(h_in, xi_h, terms)
-    loop_carry, emitted = lax.scan(functools.partial(_reverse_step, adjoint.step, keep is not None, options),
-                                   _reverse_init(d_final, keep, reset), (d_outputs, adjoint.partials, keep, reset),
+    loop_carry, emitted = lax.scan(functools.partial(_reverse_step, adjoint.step, mask is not None, options),
+                                   _reverse_init(d_final, mask, resets), (d_outputs, adjoint.partials, mask, resets),
                                    reverse=True, unroll=options.unroll)
     d_xi, d_weight_blocks = adjoint.cotangents(emitted)
     d_weights = jax.tree.map(lambda d, w: d.astype(w.dtype), d_weight_blocks.joined(), weights)
-    d_steps = Steps(gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi)), None, None)
-    d_carry, d_reset_state = _carry_cotangents(loop_carry, keep, h_start, reset_state)
-    return d_weights, d_carry, d_reset_state, d_steps, None
+    d_inputs = gates.GateInputs(*(d.astype(terms[0].dtype) for d in d_xi))
+    d_carry, d_reset_state = _carry_cotangents(loop_carry, mask, h_start, reset_state)
+    return d_weights, d_carry, Steps(d_inputs, None, None, d_reset_state, DropoutMasks())
 
 
-_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 # --------------------------------------------------------------------------- stepwise adjoint
-def stepwise_recurrence(cell: GRUCell, options: LoopOptions, forward_chunk: int, params: Params, carry: Carry,
-                        reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
-                        recurrent_masks: jax.Array | None) -> tuple[jax.Array, Carry]:
-    """`recurrence` for a loop that projects each step's inputs itself: ``steps.xi`` holds
-    the inputs ``x`` ``(T, B, D)``, and every step computes ``gates.project`` of
-    its ``x_t`` (``input_masks`` ``(3, B, D)`` or None) before its recurrent matmul.
-    Differentiated by `_stepwise_bwd`.
-
-    Not differentiated, the same outputs are computed with the inputs projected
-    ``forward_chunk`` steps at a time before their part of the loop
-    (`jaxgru._loop.over_chunks`; ``1``: by every step of one loop), the faster forward
-    pass where it is not followed by this backward pass. Returns ``(outputs (T, B, U),
-    final Carry)``.
-    """
-    return _stepwise(cell, options, forward_chunk, params, carry, reset_state, steps, input_masks, recurrent_masks)
+stepwise = jax.custom_vjp(over_chunks, nondiff_argnums=(0, 1, 5))
+stepwise.__doc__ = """`jaxgru._loop.over_chunks` itself (same arguments, same results), differentiated by
+`_stepwise_bwd`, the loop whose every step projects its own inputs: its forward pass
+(`_stepwise_fwd`) is `jaxgru._loop.forward` computing every step's `gates.project` of its
+``x_t`` (``steps.inputs`` ``(T, B, D)``) before the recurrent matmul. Not differentiated, it
+runs `over_chunks`'s ``options.time_chunk`` steps at a time (1: by every step of one loop),
+the faster forward pass where it is not followed by this backward pass."""
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _stepwise(cell: GRUCell, options: LoopOptions, forward_chunk: int, params: Params, carry: Carry,
-              reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
-              recurrent_masks: jax.Array | None) -> tuple[jax.Array, Carry]:
-    weights = gates.recurrent_weights(cell, params)
-    project = gates.projection(cell, params, input_masks)
-    if forward_chunk == 1:
-        outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options,
-                                    project=project)
-        return outputs, final
-
-    def run(carry: Carry, part: tuple) -> tuple[Carry, jax.Array]:
-        xs, keep, reset = part
-        outputs, carry, _ = forward(cell, weights, carry, reset_state, Steps(project(xs), keep, reset),
-                                    recurrent_masks, options)
-        return carry, outputs
-
-    return over_chunks(run, carry, tuple(steps), forward_chunk)
-
-
-def _stepwise_fwd(cell: GRUCell, options: LoopOptions, forward_chunk: int, params: Params, carry: Carry,
-                  reset_state: jax.Array | None, steps: Steps, input_masks: jax.Array | None,
-                  recurrent_masks: jax.Array | None) -> tuple[tuple[jax.Array, Carry], tuple]:
+def _stepwise_fwd(recurrence: Callable[..., tuple], cell: GRUCell, params: Params, carry: Carry, steps: Steps,
+                  options: LoopOptions) -> tuple[tuple[jax.Array, Carry], tuple]:
+    del recurrence  # the chunks' recurrence when not differentiated
+    input_masks, recurrent_masks = steps.dropout_masks
     outputs, final, residual_arrays = forward(
-        cell, gates.recurrent_weights(cell, params), carry, reset_state, steps, recurrent_masks, options,
+        cell, gates.recurrent_weights(cell, params), carry, steps, options,
         keep_residuals=True, project=gates.projection(cell, params, input_masks))
     assert residual_arrays is not None
     states, terms, xi_h = residual_arrays
-    residuals = (params, carry.state, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h)
+    residuals = (params, carry.state, steps.reset_state, steps.per_step(), input_masks, recurrent_masks, states,
+                 terms, xi_h)
     return (outputs, final), residuals
 
 
-def _stepwise_bwd(cell: GRUCell, options: LoopOptions, forward_chunk: int, residuals: tuple,
+def _stepwise_bwd(recurrence: Callable[..., tuple], cell: GRUCell, options: LoopOptions, residuals: tuple,
                   cotangents: tuple[jax.Array, Carry]) -> tuple:
     r"""The stepwise adjoint: one reverse loop whose step ``t``, from that step's own
     residuals, computes its partials and `_reverse_step` (the equations of
@@ -221,24 +190,24 @@ def _stepwise_bwd(cell: GRUCell, options: LoopOptions, forward_chunk: int, resid
     they are in cache; ``∂L/∂x_t`` is emitted per step (and dropped by XLA when the inputs
     need no gradient).
     """
-    del forward_chunk  # the forward's layout when not differentiated
-    params, h_start, reset_state, steps, input_masks, recurrent_masks, states, terms, xi_h = residuals
+    del recurrence
+    params, h_start, reset_state, (inputs, mask, resets), input_masks, recurrent_masks, states, terms, xi_h = residuals
     d_outputs, d_final = cotangents
     weights = gates.recurrent_weights(cell, params)
     acc = gates.accumulation_dtype(weights.kernel.dtype)
     # the projection's weights per gate block in `acc`, so that its VJP's x_tᵀ dXi_t is accumulated there
     input_weights = gates.input_weights(cell, {name: params[name].astype(acc) for name in ("kernel", "bias")
                                                if name in params})
-    h_in = _step_input_states(h_start, reset_state, states, reset=steps.reset)
+    h_in = _step_input_states(h_start, reset_state, states, resets)
     adjoint_at = _adjoint_builder(cell, weights, recurrent_masks)  # the kernel's blocks, sliced once
-    masked = steps.keep is not None
+    masked = mask is not None
 
-    def body(carry: tuple, inputs: tuple) -> tuple[tuple, jax.Array]:
+    def body(carry: tuple, step: tuple) -> tuple[tuple, jax.Array]:
         loop_carry, (d_input_weights, d_weights) = carry
-        x_t, h_t, terms_t, xi_h_t, d_out_t, keep_t, reset_t = inputs
+        x_t, h_t, terms_t, xi_h_t, d_out_t, mask_t, resets_t = step
         adjoint = adjoint_at(h_t, xi_h_t, terms_t)  # this step's partials
         loop_carry, emitted = _reverse_step(adjoint.step, masked, options, loop_carry,
-                                            (d_out_t, adjoint.partials, keep_t, reset_t))
+                                            (d_out_t, adjoint.partials, mask_t, resets_t))
         d_xi, d_weights_t = adjoint.cotangents(emitted)
         _, project_vjp = jax.vjp(lambda w, x: gates.project(cell, w, x, input_masks), input_weights, x_t)
         d_input_weights_t, d_x_t = project_vjp(gates.GateInputs(*(d.astype(terms_t[0].dtype) for d in d_xi)))
@@ -248,14 +217,14 @@ def _stepwise_bwd(cell: GRUCell, options: LoopOptions, forward_chunk: int, resid
 
     zeros = (jax.tree.map(lambda a: jnp.zeros(a.shape, acc), input_weights), _WeightBlocks.zeros(weights, acc))
     (loop_carry, (d_input_weights, d_weights)), d_x = lax.scan(
-        body, (_reverse_init(d_final, steps.keep, steps.reset), zeros),
-        (steps.xi, h_in, terms, xi_h, d_outputs, steps.keep, steps.reset), reverse=True, unroll=options.unroll)
+        body, (_reverse_init(d_final, mask, resets), zeros),
+        (inputs, h_in, terms, xi_h, d_outputs, mask, resets), reverse=True, unroll=options.unroll)
     d_params = _params_cotangents(cell, params, d_input_weights, d_weights)
-    d_carry, d_reset_state = _carry_cotangents(loop_carry, steps.keep, h_start, reset_state)
-    return d_params, d_carry, d_reset_state, Steps(d_x, None, None), None, None
+    d_carry, d_reset_state = _carry_cotangents(loop_carry, mask, h_start, reset_state)
+    return d_params, d_carry, Steps(d_x, None, None, d_reset_state, DropoutMasks())
 
 
-_stepwise.defvjp(_stepwise_fwd, _stepwise_bwd)
+stepwise.defvjp(_stepwise_fwd, _stepwise_bwd)
 
 
 def _params_cotangents(cell: GRUCell, params: Params, d_input: gates.InputWeights,
@@ -278,14 +247,14 @@ def _params_cotangents(cell: GRUCell, params: Params, d_input: gates.InputWeight
 
 # --------------------------------------------------------------------------- per-convention adjoints
 def _step_input_states(h_start: jax.Array, reset_state: jax.Array | None, states: jax.Array,
-                       reset: jax.Array | None) -> jax.Array:
+                       resets: jax.Array | None) -> jax.Array:
     """``h_t``, the state each step computed from ``(T, B, U)``: the state after the
     previous step (``h_start`` for the first), or the reset state where a step resets."""
     h_in = jnp.concatenate([h_start[None], states[:-1]], axis=0)
-    if reset is None:
+    if resets is None:
         return h_in
     assert reset_state is not None  # given whenever there are resets
-    return jnp.where(reset[:, :, None], reset_state[None], h_in)
+    return jnp.where(resets[:, :, None], reset_state[None], h_in)
 
 
 class _Adjoint(NamedTuple):
@@ -459,12 +428,12 @@ def _adjoint_builder(cell: GRUCell, weights: gates.RecurrentWeights,
 
 
 # --------------------------------------------------------------------------- masks and resets
-def _reverse_init(d_final: Carry, keep: jax.Array | None, reset: jax.Array | None) -> _ReverseCarry:
+def _reverse_init(d_final: Carry, mask: jax.Array | None, resets: jax.Array | None) -> _ReverseCarry:
     """The reverse loop's initial carry ``(∂L/∂h, ∂L/∂repeated output, ∂L/∂reset state)``
     from the final carry's cotangent (without a mask the final carried output is the
     final state)."""
-    d_reset = None if reset is None else jnp.zeros_like(d_final.state)
-    if keep is not None:
+    d_reset = None if resets is None else jnp.zeros_like(d_final.state)
+    if mask is not None:
         return d_final.state, d_final.output, d_reset
     return d_final.state + d_final.output, None, d_reset
 
@@ -494,22 +463,22 @@ def _reverse_step(adjoint_step: Callable[[jax.Array, Any], tuple[jax.Array, Any]
     step.
     """
     dh_next, d_repeated, d_reset = carry
-    d_out, partials, keep_t, reset_t = inputs
+    d_out, partials, mask, resets = inputs
     dtype = dh_next.dtype
     if not masked:
         dh_in, emitted = adjoint_step(dh_next + d_out, partials)
     else:
-        # forward: output = keep ? h_new : fallback;  h_next = keep ? h_new : h_in
+        # forward: output = mask ? h_new : fallback;  h_next = mask ? h_new : h_in
         assert d_repeated is not None
-        keep_t = keep_t[:, None]
+        mask = mask[:, None]
         zeros = jnp.zeros_like(dh_next)
         d_out = d_out + d_repeated
-        dh_in, emitted = adjoint_step(jnp.where(keep_t, dh_next + d_out, zeros), partials)
-        dh_in = dh_in + jnp.where(keep_t, zeros, dh_next)
-        d_repeated = zeros if options.zero_output_for_mask else jnp.where(keep_t, zeros, d_out)
-    if reset_t is not None:  # forward: h_in = reset ? reset_state : h;  previous = reset ? 0 : previous
+        dh_in, emitted = adjoint_step(jnp.where(mask, dh_next + d_out, zeros), partials)
+        dh_in = dh_in + jnp.where(mask, zeros, dh_next)
+        d_repeated = zeros if options.zero_output_for_mask else jnp.where(mask, zeros, d_out)
+    if resets is not None:  # forward: h_in = resets ? reset_state : h;  previous = resets ? 0 : previous
         assert d_reset is not None
-        restart = reset_t[:, None]
+        restart = resets[:, None]
         d_reset = d_reset + jnp.where(restart, dh_in, 0.0)
         dh_in = jnp.where(restart, 0.0, dh_in)
         if d_repeated is not None:
@@ -517,12 +486,12 @@ def _reverse_step(adjoint_step: Callable[[jax.Array, Any], tuple[jax.Array, Any]
     return (dh_in.astype(dtype), d_repeated, d_reset), emitted
 
 
-def _carry_cotangents(loop_carry: _ReverseCarry, keep: jax.Array | None, h_start: jax.Array,
+def _carry_cotangents(loop_carry: _ReverseCarry, mask: jax.Array | None, h_start: jax.Array,
                       reset_state: jax.Array | None) -> tuple[Carry, jax.Array | None]:
     """The reverse loop's final carry as the cotangents of the initial `Carry` and of
     the reset state."""
     d_state, d_repeated, d_reset = loop_carry
-    d_output = d_repeated if (keep is not None and d_repeated is not None) else jnp.zeros_like(d_state)
+    d_output = d_repeated if (mask is not None and d_repeated is not None) else jnp.zeros_like(d_state)
     if d_reset is not None:
         assert reset_state is not None
         d_reset = d_reset.astype(reset_state.dtype)

@@ -62,6 +62,11 @@ def check_rate(rate: Any, argument: str) -> float:
     return min(1.0, max(0.0, float(rate)))
 
 
+def dropout_active(rate: float) -> bool:
+    """Keras applies dropout only for ``0 < rate < 1`` (a rate of 1 disables it)."""
+    return 0.0 < rate < 1.0
+
+
 def check_floating(value: Any, argument: str) -> None:
     dtype = jnp.result_type(value)
     if not jnp.issubdtype(dtype, jnp.floating):

@@ -26,10 +26,11 @@ from jaxgru._validation import (
     check_key,
     check_positive_int,
     check_rate,
+    dropout_active,
     reject_float_flags,
     shown_keys,
 )
-from jaxgru.dropout import DropoutMasks, inverted_dropout_masks, is_active
+from jaxgru.dropout import DropoutMasks, inverted_dropout_masks
 from jaxgru.types import Params, State
 
 __all__ = ["GRUCell"]
@@ -183,15 +184,15 @@ class GRUCell:
             return DropoutMasks()
         key_in, key_rec = jax.random.split(check_key(rng, "rng"))
         inputs = (inverted_dropout_masks(key_in, self.dropout, (batch_size, input_dim), 3, dtype)
-                  if is_active(self.dropout) else None)
+                  if dropout_active(self.dropout) else None)
         recurrent = (inverted_dropout_masks(key_rec, self.recurrent_dropout, (batch_size, self.units), 3, dtype)
-                     if is_active(self.recurrent_dropout) else None)
+                     if dropout_active(self.recurrent_dropout) else None)
         return DropoutMasks(inputs, recurrent)
 
     def draws_dropout(self, training: bool) -> bool:
         """Whether a call with this ``training`` flag uses dropout masks (Keras's rule:
         training, and a ``dropout`` or ``recurrent_dropout`` rate in (0, 1))."""
-        return bool(training) and (is_active(self.dropout) or is_active(self.recurrent_dropout))
+        return bool(training) and (dropout_active(self.dropout) or dropout_active(self.recurrent_dropout))
 
     def resolve_masks(self, rng: jax.Array | None, dropout_masks: DropoutMasks | None, training: bool,
                       batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
@@ -223,7 +224,7 @@ class GRUCell:
             m = getattr(dropout_masks, kind)
             if m is None:
                 continue
-            if not is_active(getattr(self, rate_name)):
+            if not dropout_active(getattr(self, rate_name)):
                 raise ValueError(f"dropout_masks.{kind}: given, but {rate_name}={getattr(self, rate_name)} makes no "
                                  "mask (Keras applies one only for 0 < rate < 1); pass None.")
             if tuple(np.shape(m)) != (3, *batch_shape, last):
@@ -385,7 +386,7 @@ class GRUCell:
         if unknown:
             raise ValueError(f"config: unknown keys {shown_keys(unknown)}; expected some of {sorted(known)}.")
         cell = cls(**config)
-        if seed is not None and (is_active(cell.dropout) or is_active(cell.recurrent_dropout)):
+        if seed is not None and (dropout_active(cell.dropout) or dropout_active(cell.recurrent_dropout)):
             warnings.warn(f"config['seed']={seed!r}: Keras seeds its dropout masks with it; jaxgru draws them from "
                           "the rng key passed to step/rnn (rng=jax.random.key(...), training=True), and a Keras "
                           "seed does not map onto a JAX key, so the masks differ from Keras's.",

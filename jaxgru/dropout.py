@@ -16,7 +16,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["DropoutMasks", "inverted_dropout_masks", "is_active"]
+from jaxgru._deprecations import module_getattr
+
+__all__ = ["DropoutMasks", "inverted_dropout_masks"]
+
+__getattr__ = module_getattr(__name__)
 
 
 class DropoutMasks(NamedTuple):
@@ -31,11 +35,6 @@ class DropoutMasks(NamedTuple):
 
     inputs: jax.Array | None = None
     recurrent: jax.Array | None = None
-
-
-def is_active(rate: float) -> bool:
-    """Keras applies dropout only for ``0 < rate < 1`` (a rate of 1 disables it)."""
-    return 0.0 < rate < 1.0
 
 
 def inverted_dropout_masks(key: jax.Array, rate: float, shape: tuple[int, ...], count: int = 3,

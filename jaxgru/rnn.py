@@ -36,18 +36,17 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jaxgru import _fused_backward as fused_backward
-from jaxgru import _gates as gates
-from jaxgru._deprecations import renamed_keywords
-from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps, forward, over_chunks
+from jaxgru import _runner as runner
+from jaxgru._deprecations import module_getattr, renamed_keywords
+from jaxgru._layer_options import MERGE_MODES, check_bidirectional_params
+from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps
 from jaxgru._validation import (
     as_floating_array,
     as_integer_array,
@@ -62,40 +61,9 @@ from jaxgru._validation import (
 from jaxgru.cell import GRUCell, Params
 from jaxgru.dropout import DropoutMasks
 
-__all__ = ["CPU_CHUNK_ELEMENTS", "CPU_STEPWISE_ELEMENTS", "MERGE_MODES", "bidirectional", "check_bidirectional_params",
-           "default_stepwise", "default_time_chunk", "rnn"]
+__all__ = ["bidirectional", "rnn"]
 
-MERGE_MODES = ("concat", "sum", "ave", "mul", None)
-# Elements of one (C, B, U) chunk array in the default CPU time chunk: 1 MiB in float32.
-CPU_CHUNK_ELEMENTS = 2 ** 18
-# B*U from which the default CPU loop projects every step itself (time_chunk=1).
-CPU_STEPWISE_ELEMENTS = 2 ** 16
-
-
-def default_time_chunk(steps: Any, batch: Any, units: int, platform: str = "cpu") -> Any:
-    """The ``time_chunk`` `rnn` uses on ``platform`` when given None: ``T`` (one
-    projection) on GPU/TPU; on CPU the largest ``C >= 1`` with ``C*B*U <=
-    CPU_CHUNK_ELEMENTS``, or ``T`` where that leaves fewer than two chunks (measured: a
-    short sequence gains nothing). ``T`` also where a size is symbolic (`jax.export`).
-    Differentiated by the fused adjoint on CPU, from ``B*U >= CPU_STEPWISE_ELEMENTS``,
-    the loop runs step by step instead (`default_stepwise`)."""
-    if platform != "cpu" or not all(isinstance(n, int) for n in (steps, batch, units)):
-        return steps
-    chunk = max(1, CPU_CHUNK_ELEMENTS // max(1, batch * units))
-    return steps if 2 * chunk > steps else chunk
-
-
-def default_stepwise(steps: Any, batch: Any, units: int, platform: str = "cpu") -> bool:
-    """Whether `rnn`, given ``time_chunk=None`` and differentiated by the fused adjoint
-    on ``platform``, runs one loop whose every step projects its own inputs and whose
-    reverse loop accumulates the weight gradients step by step (as ``time_chunk=1``):
-    on CPU where ``B*U >= CPU_STEPWISE_ELEMENTS``, where one step's matmuls are large
-    enough and a chunk of a few steps' arrays no longer fits in cache (measured:
-    benchmarks/RESULTS.md). A call that is not differentiated still projects
-    `default_time_chunk` steps at a time (measured faster for the forward pass)."""
-    sizes = (steps, batch, units)
-    return (platform == "cpu" and all(isinstance(n, int) for n in sizes) and steps > 1
-            and batch * units >= CPU_STEPWISE_ELEMENTS)
+__getattr__ = module_getattr(__name__)
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,
@@ -171,64 +139,6 @@ def _reversed_resets(resets: jax.Array) -> jax.Array:
     segment's start; the flags then follow processing order."""
     entering = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
     return entering[::-1]
-
-
-def _fused(cell: GRUCell, options: LoopOptions) -> bool:
-    """Whether the loop is differentiated by the fused adjoint (``options.gradient``; it
-    needs elementwise activations and no ``remat``), else by autodiff."""
-    return options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
-
-
-def _projected_loop(cell: GRUCell, project: Callable[[jax.Array], gates.GateInputs],
-                    weights: gates.RecurrentWeights, carry: Carry, reset_state: jax.Array | None, sequence: tuple,
-                    recurrent_masks: jax.Array | None, options: LoopOptions):
-    """`jaxgru._loop.forward`'s ``(outputs, final Carry)`` over ``sequence = (xs, keep,
-    reset)``, the inputs projected for all its steps before the loop (``project``,
-    `gates.projection`). ``weights``: the recurrent side."""
-    xs, keep, reset = sequence
-    steps = Steps(project(xs), keep, reset)
-    if _fused(cell, options):
-        return fused_backward.recurrence(cell, options, weights, carry, reset_state, steps, recurrent_masks)
-    outputs, final, _ = forward(cell, weights, carry, reset_state, steps, recurrent_masks, options)
-    return outputs, final
-
-
-def _chunked_recurrence(cell: GRUCell, params: Params, sequence: tuple, h0: jax.Array,
-                        reset_state: jax.Array | None, dropout: DropoutMasks, chunk: int,
-                        options: LoopOptions, stepwise: bool = False) -> tuple[jax.Array, Carry]:
-    """Projects and runs ``sequence = (xs, keep, reset)`` (time-major: ``(T, B, D)`` and
-    ``(T, B)`` flags or None) in chunks of ``chunk`` steps.
-
-    Each chunk's input projection (three ``(C*B, D) @ (D, U)`` matmuls) runs right before
-    its part of the recurrence, inside an outer `lax.scan` over the chunks
-    (`jaxgru._loop.over_chunks`); the `Carry` crosses chunk boundaries, so the result
-    equals one projection of all ``T`` steps followed by one scan. ``chunk >= T`` is
-    exactly that. Reset steps restart from ``reset_state`` ``(B, U)``.
-
-    ``stepwise``: one loop whose every step projects its own inputs. With the fused
-    gradient, `jaxgru._fused_backward.stepwise_recurrence`: differentiated, its reverse
-    loop accumulates the weight gradients step by step; not differentiated, it projects
-    ``chunk`` steps at a time as above (inside its one loop for ``chunk == 1``).
-
-    Returns ``(outputs (T, B, U), final Carry)``.
-    """
-    carry = Carry(h0, jnp.zeros_like(h0))
-    if stepwise and _fused(cell, options):  # it projects and differentiates by itself
-        return fused_backward.stepwise_recurrence(cell, options, chunk, params, carry, reset_state, Steps(*sequence),
-                                                  dropout.inputs, dropout.recurrent)
-    weights = gates.recurrent_weights(cell, params)
-    project = gates.projection(cell, params, dropout.inputs)
-    if stepwise:
-        outputs, final, _ = forward(cell, weights, carry, reset_state, Steps(*sequence), dropout.recurrent, options,
-                                    project=project)
-        return outputs, final
-
-    def run(carry, part):
-        outputs, carry = _projected_loop(cell, project, weights, carry, reset_state, part, dropout.recurrent,
-                                         options)
-        return carry, outputs
-
-    return over_chunks(run, carry, sequence, chunk)
 
 
 @renamed_keywords
@@ -322,37 +232,38 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
                 time_major=time_major, zero_output_for_mask=zero_output_for_mask, remat=remat)
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient: expected one of {GRADIENTS}, got {gradient!r}.")
-    options = LoopOptions(zero_output_for_mask, check_unroll(unroll), remat, gradient)
+    unroll = check_unroll(unroll)
     layout = "(T, *batch, D)" if time_major else "(*batch, T, D)"
     inputs = as_floating_array(inputs, "inputs", layout)
     if inputs.ndim < 2:
         raise ValueError(f"inputs: expected {layout} with any number of batch axes (at least (T, D)), "
                          f"got shape {inputs.shape}.")
-    steps, features = inputs.shape[0 if time_major else -2], inputs.shape[-1]
+    length, features = inputs.shape[0 if time_major else -2], inputs.shape[-1]
     batch_shape = tuple(inputs.shape[1:-1] if time_major else inputs.shape[:-2])
     batch = math.prod(batch_shape)
-    if steps == 0:
+    if length == 0:
         raise ValueError("inputs: the sequence has no timesteps (T == 0).")
     d = cell.check_params(params)
     if features != d:
         raise ValueError(f"inputs: expected feature dimension {d} (the kernel's input_dim), got {features}.")
-    xs = inputs.reshape(steps, batch, d) if time_major else jnp.swapaxes(inputs.reshape(batch, steps, d), 0, 1)
+    inputs = (inputs.reshape(length, batch, d) if time_major
+              else jnp.swapaxes(inputs.reshape(batch, length, d), 0, 1))  # (T, B, D)
     if mask is not None and seq_lengths is not None:
         raise ValueError("mask, seq_lengths: pass one of them (seq_lengths is right padding's mask), not both.")
-    keep, invalid_keep = (_per_step_flags(mask, "mask", batch_shape, steps, time_major) if seq_lengths is None
-                          else _length_mask(seq_lengths, batch_shape, steps))
+    mask, invalid_mask = (_per_step_flags(mask, "mask", batch_shape, length, time_major) if seq_lengths is None
+                          else _length_mask(seq_lengths, batch_shape, length))
     reject_float_flags(resets, "resets")
-    reset, invalid_reset = _per_step_flags(resets, "resets", batch_shape, steps, time_major)
-    invalid = _invalid_rows(invalid_keep, invalid_reset)
-    if keep is not None:
+    resets, invalid_resets = _per_step_flags(resets, "resets", batch_shape, length, time_major)
+    invalid = _invalid_rows(invalid_mask, invalid_resets)
+    if mask is not None:
         # Padding never reaches the arithmetic: a masked step's output is discarded, but
         # NaN/inf in its inputs would still make its partial derivatives NaN, and the zero
         # cotangent times NaN poisons every parameter gradient. Selected inputs give every
         # masked step finite partials and so an exact zero contribution.
-        xs = jnp.where(keep[:, :, None], xs, jnp.zeros((), xs.dtype))
+        inputs = jnp.where(mask[:, :, None], inputs, jnp.zeros((), inputs.dtype))
     if initial_state is None:
         # zeros (B, U) in the inputs' dtype, sharded along B like the inputs
-        h0 = jnp.broadcast_to(jnp.zeros_like(xs[0, :, :1]), (batch, cell.units))
+        h0 = jnp.broadcast_to(jnp.zeros_like(inputs[0, :, :1]), (batch, cell.units))
     else:
         h0 = as_state(initial_state, "initial_state", "(*batch, U)")
         if tuple(h0.shape) != (*batch_shape, cell.units):
@@ -360,73 +271,44 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         h0 = h0.reshape(batch, cell.units)
     if time_chunk is not None:
         time_chunk = check_positive_int(time_chunk, "time_chunk")
-        if not isinstance(steps, int):
-            raise ValueError(f"time_chunk: chunking needs a static number of steps, got the symbolic T = {steps}; "
+        if not isinstance(length, int):
+            raise ValueError(f"time_chunk: chunking needs a static number of steps, got the symbolic T = {length}; "
                              "pass time_chunk=None (one projection of all steps).")
-    dropout = _flat_dropout_masks(cell, rng, dropout_masks, training, batch_shape, d, inputs.dtype)
+    dropout_masks = _flat_dropout_masks(cell, rng, dropout_masks, training, batch_shape, d, inputs.dtype)
     if go_backwards:
-        xs, keep = xs[::-1], None if keep is None else keep[::-1]
-        reset = None if reset is None else _reversed_resets(reset)
+        inputs, mask = inputs[::-1], None if mask is None else mask[::-1]
+        resets = None if resets is None else _reversed_resets(resets)
     if reset_state is not None:
-        if reset is None:
+        if resets is None:
             raise ValueError("reset_state: given without resets; it is the state reset steps restart from.")
         reset_state = broadcast_state(reset_state, "reset_state", (*batch_shape, cell.units), h0.dtype)
         reset_state = reset_state.reshape(batch, cell.units)
-    elif reset is not None:
+    elif resets is not None:
         reset_state = jnp.zeros_like(h0)  # the cell's initial state, whatever initial_state is
-
-    def recurrence(chunk, stepwise=False):
-        return _chunked_recurrence(cell, params, (xs, keep, reset), h0, reset_state, dropout, chunk, options,
-                                   stepwise)
-
-    if time_chunk is not None:
-        outputs, final = recurrence(time_chunk, stepwise=time_chunk == 1)
-    else:
-        cpu_chunk = default_time_chunk(steps, batch, cell.units, "cpu")
-        cpu_stepwise = _fused(cell, options) and default_stepwise(steps, batch, cell.units, "cpu")
-        if cpu_chunk == steps and not cpu_stepwise:
-            outputs, final = recurrence(steps)
-        else:  # decided when lowering, so that a multi-platform export chunks on CPU only
-            outputs, final = lax.platform_dependent(cpu=lambda: recurrence(cpu_chunk, cpu_stepwise),
-                                                    default=lambda: recurrence(steps))
+    options = LoopOptions(zero_output_for_mask, unroll, remat, gradient, time_chunk, stepwise=time_chunk == 1)
+    outputs, final = runner.run(cell, params, Carry(h0, jnp.zeros_like(h0)),
+                                Steps(inputs, mask, resets, reset_state, dropout_masks), options)
     final_state = _nan_rows(invalid, final.state).reshape(*batch_shape, cell.units)
     if not return_sequences:
         return _nan_rows(invalid, final.output).reshape(*batch_shape, cell.units), final_state
     outputs = _nan_rows(invalid, outputs)
     if time_major:
-        return outputs.reshape(steps, *batch_shape, cell.units), final_state
-    return jnp.swapaxes(outputs, 0, 1).reshape(*batch_shape, steps, cell.units), final_state
+        return outputs.reshape(length, *batch_shape, cell.units), final_state
+    return jnp.swapaxes(outputs, 0, 1).reshape(*batch_shape, length, cell.units), final_state
 
 
-def _flat_dropout_masks(cell: GRUCell, rng, masks: DropoutMasks | None, training: bool,
+def _flat_dropout_masks(cell: GRUCell, rng, dropout_masks: DropoutMasks | None, training: bool,
                         batch_shape: tuple[int, ...], input_dim: int, dtype) -> DropoutMasks:
     """`GRUCell.resolve_masks` for inputs with batch axes ``batch_shape``, as masks over
-    the flattened batch ``(3, B, ·)``; explicit ``masks`` have the batch axes."""
+    the flattened batch ``(3, B, ·)``; explicit ``dropout_masks`` have the batch axes."""
     batch = math.prod(batch_shape)
-    if masks is not None and training:
-        masks = cell.resolve_masks(rng, masks, True, batch_shape, input_dim, dtype)  # checks the shapes
-        masks = DropoutMasks(*(None if m is None else m.reshape(3, batch, m.shape[-1]) for m in masks))
+    if dropout_masks is not None and training:
+        dropout_masks = cell.resolve_masks(rng, dropout_masks, True, batch_shape, input_dim, dtype)  # checks shapes
+        dropout_masks = DropoutMasks(*(None if m is None else m.reshape(3, batch, m.shape[-1])
+                                       for m in dropout_masks))
     if batch == 0:  # no rows to draw masks for
         training = False
-    return cell.resolve_masks(rng, masks, training, (batch,), input_dim, dtype)
-
-
-def check_bidirectional_params(cells: tuple[GRUCell, GRUCell], params: Any, label: str = "params") -> int:
-    """Validates ``{"forward": params, "backward": params}`` against the ``(forward,
-    backward)`` cells; returns the ``D`` both kernels take. Errors start with ``label``."""
-    if not isinstance(params, Mapping) or set(params) != {"forward", "backward"}:
-        got = f"keys {sorted(params)}" if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(f"{label}: expected {{'forward': params, 'backward': params}}, got {got}.")
-    dims = []
-    for direction, direction_cell in zip(("forward", "backward"), cells, strict=True):
-        try:
-            dims.append(direction_cell.check_params(params[direction]))
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"{label}[{direction!r}]: {error}") from None
-    if dims[0] != dims[1]:
-        raise ValueError(f"{label}: the forward kernel takes D={dims[0]} features and the backward kernel "
-                         f"D={dims[1]}; they must match.")
-    return dims[0]
+    return cell.resolve_masks(rng, dropout_masks, training, (batch,), input_dim, dtype)
 
 
 def _merge(forward: jax.Array, backward: jax.Array, merge_mode: str | None):

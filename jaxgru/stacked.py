@@ -16,51 +16,26 @@ batch axes, as `jaxgru.rnn` takes them; the states are then ``(L·dirs, *batch, 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxgru._validation import as_floating_array, check_bool, check_flags, check_key
+from jaxgru._deprecations import module_getattr
+from jaxgru._layer_options import check_bidirectional_params, check_stack_options
+from jaxgru._validation import as_floating_array, check_flags, check_key
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import inverted_dropout_masks
-from jaxgru.rnn import MERGE_MODES, check_bidirectional_params
 from jaxgru.rnn import bidirectional as run_bidirectional
 from jaxgru.rnn import rnn as run_rnn
 
-__all__ = ["check_dropout", "check_stack_options", "stacked_rnn"]
+__all__ = ["stacked_rnn"]
+
+__getattr__ = module_getattr(__name__)
 
 # One layer's cell configuration: a GRUCell, or a (forward, backward) pair when bidirectional.
 LayerCell = GRUCell | tuple[GRUCell, GRUCell]
-
-
-def check_dropout(rate: Any, argument: str = "dropout") -> float:
-    """PyTorch's rule for ``nn.GRU(dropout=p)``: a real number (not a bool) in ``[0, 1]``.
-
-    ``p = 1`` zeroes every element between the layers, as in PyTorch.
-    """
-    if isinstance(rate, (bool, jnp.bool_)) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"{argument}: expected a number in [0, 1] (the probability of zeroing an element "
-                        f"between layers), got {rate!r}.")
-    # also refuses NaN (numbers.Real's stubs declare no comparison with int)
-    if not 0 <= rate <= 1:  # type: ignore[operator]
-        raise ValueError(f"{argument}: expected a number in [0, 1] (the probability of zeroing an element "
-                         f"between layers), got {rate!r}.")
-    return float(rate)
-
-
-def check_stack_options(*, bidirectional: Any, dropout: Any, merge_mode: Any) -> float:
-    """Validates the options that shape a stack (a bool ``bidirectional``, `check_dropout`,
-    a ``merge_mode`` whose output can feed a next layer); returns the dropout rate."""
-    check_bool(bidirectional, "bidirectional")
-    if merge_mode not in MERGE_MODES:
-        raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
-    if bidirectional and merge_mode is None:
-        raise ValueError("merge_mode: None returns a (forward, backward) pair, which no next layer takes; "
-                         "use 'concat' (PyTorch's), 'sum', 'ave' or 'mul'.")
-    return check_dropout(dropout)
 
 
 def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inputs: jax.Array, *,

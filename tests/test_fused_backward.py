@@ -11,7 +11,7 @@ from jax.test_util import check_grads
 import jaxgru
 from helpers import random_params
 from jaxgru._fused_backward import supports
-from jaxgru.rnn import default_stepwise, default_time_chunk
+from jaxgru._runner import default_stepwise, default_time_chunk
 
 B, T, D, U = 3, 6, 4, 5
 

@@ -11,11 +11,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jaxgru._layer_options import MERGE_MODES, check_bidirectional_params
 from jaxgru._validation import check_bool, check_flags, check_key, check_positive_int, check_unroll
 from jaxgru.cell import GRUCell as FunctionalGRUCell
 from jaxgru.cell import Params
 from jaxgru.dropout import DropoutMasks
-from jaxgru.rnn import MERGE_MODES, bidirectional, check_bidirectional_params, rnn
+from jaxgru.rnn import bidirectional, rnn
 
 __all__ = ["GRU", "Bidirectional", "GRUCell", "constrain", "penalty"]
 

@@ -72,10 +72,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxgru._deprecations import module_getattr
-from jaxgru._validation import check_bool, shown_keys
+from jaxgru._layer_options import MERGE_MODES
+from jaxgru._validation import check_bool, dropout_active, shown_keys
 from jaxgru.cell import GRUCell
-from jaxgru.dropout import is_active
-from jaxgru.rnn import MERGE_MODES
 
 __all__ = ["layer_from_config"]
 
@@ -145,7 +144,7 @@ def _unwrap(config: Any, label: str) -> tuple[str, dict[str, Any]]:
 
 def _seed_warning(seed: Any, cell: GRUCell, label: str) -> str | None:
     """The warning a Keras 3 ``seed`` deserves: one when it would seed active dropout."""
-    if seed is None or not (is_active(cell.dropout) or is_active(cell.recurrent_dropout)):
+    if seed is None or not (dropout_active(cell.dropout) or dropout_active(cell.recurrent_dropout)):
         return None
     return (f"{label}['seed']={seed!r}: Keras seeds its dropout masks with it; jaxgru draws them from the rng key "
             "passed to jaxgru.rnn (rng=jax.random.key(...), training=True), and a Keras seed does not map onto a "
