@@ -75,6 +75,27 @@ MOVED_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "MAX_CONFIG_DEPTH": ("jaxgru.interop.keras_layers:_MAX_CONFIG_DEPTH",
                              "layer_from_config's docstring states the depth it reads."),
     },
+    "jaxgru.rnn": {
+        "CPU_CHUNK_ELEMENTS": ("jaxgru._runner:CPU_CHUNK_ELEMENTS", "it is internal now (time_chunk= chooses)."),
+        "CPU_STEPWISE_ELEMENTS": ("jaxgru._runner:CPU_STEPWISE_ELEMENTS",
+                                  "it is internal now (time_chunk=1 chooses)."),
+        "default_time_chunk": ("jaxgru._runner:default_time_chunk", "it is internal now (time_chunk= chooses)."),
+        "default_stepwise": ("jaxgru._runner:default_stepwise", "it is internal now (time_chunk=1 chooses)."),
+        "check_bidirectional_params": ("jaxgru._layer_options:check_bidirectional_params",
+                                       "it is internal now; jaxgru.bidirectional checks its params."),
+        "MERGE_MODES": ("jaxgru._layer_options:MERGE_MODES",
+                        "it is internal now; the merge modes are 'concat', 'sum', 'ave', 'mul' and None."),
+    },
+    "jaxgru.stacked": {
+        "check_dropout": ("jaxgru._layer_options:check_dropout",
+                          "it is internal now; jaxgru.stacked_rnn checks its dropout."),
+        "check_stack_options": ("jaxgru._layer_options:check_stack_options",
+                                "it is internal now; jaxgru.stacked_rnn checks its options."),
+    },
+    "jaxgru.dropout": {
+        "is_active": ("jaxgru._validation:dropout_active",
+                      "it is internal now (Keras applies dropout for 0 < rate < 1)."),
+    },
 }
 
 DEPRECATED_MODULES: dict[str, str] = {

@@ -5,28 +5,31 @@ outputs ``(B, T, U)`` or the last output ``(B, U)``. ``B`` may be any number of 
 batch axes ``*batch`` (including none: ``(T, D)`` with state ``(U,)``); masks, lengths,
 resets and states then follow the same batch axes.
 
-Structure: the input projection ``x W + b`` does not depend on the recurrence, so it runs
-outside the loop, as one ``(C*B, D) @ (D, U)`` matmul per gate into three ``(C, B, U)``
-arrays for a chunk of ``C`` timesteps; the scan body holds only the recurrent matmul
-and the gate arithmetic. Without a mask or resets the body does no selecting. By default
-the loop is differentiated by a hand-written backward pass (``gradient="fused"``).
+Structure: `rnn` checks its arguments once and brings them into the loop's layout
+(time-major, the batch axes flattened to one ``B``); one internal runner then chooses
+the loop, and `bidirectional` is two `rnn` calls. The input projection ``x W + b`` does
+not depend on the recurrence, so it runs outside the loop, as one ``(C*B, D) @ (D, U)``
+matmul per gate into three ``(C, B, U)`` arrays for a chunk of ``C`` timesteps; the scan
+body holds only the recurrent matmul and the gate arithmetic. Without a mask or resets
+the body does no selecting. By default the loop is differentiated by a hand-written
+backward pass (``gradient="fused"``).
 
 ``time_chunk``: on a GPU or TPU the projection covers all ``T`` steps at once (``C = T``).
-On CPU the default (`default_time_chunk`) splits long sequences into chunks of ``C``
-steps, each projected right before its part of the loop, with
-``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)`` arrays (projections, and the fused
-backward's residuals and partials) stay in cache; the ``(T*B, D)`` matmuls of one
+On CPU the default splits long sequences into chunks of ``C`` steps, each projected right
+before its part of the loop, with ``C*B*U`` at most 2^18 so that a chunk's ``(C, B, U)``
+arrays (projections, and the fused backward's residuals and partials) stay in cache (and
+``C = T`` where that leaves fewer than two chunks); the ``(T*B, D)`` matmuls of one
 projection of a long sequence run out of cache. From ``B*U >= 2^16`` a differentiated
-call (fused gradient) runs step by step instead (`default_stepwise`): one loop whose
-every step projects its own ``(B, D)`` inputs, and a reverse loop that accumulates the
-weight gradients step by step; a call that
-is not differentiated keeps the chunks. Measurements: benchmarks/RESULTS.md. The results
-are the same either way, up to float rounding in the weight gradients (sums over chunks
-or steps instead of one sum over all steps). The platform is chosen when the program is
-lowered, not when it is traced (`jax.lax.platform_dependent`), so a `jax.export` for
-``platforms=("cpu", "cuda")`` chunks on CPU only. With symbolic shapes (`jax.export`
-with ``symbolic_shape("b, t")``) the default projects all steps at once on every
-platform; an explicit ``time_chunk`` then needs a static ``T``.
+call (fused gradient) runs step by step instead: one loop whose every step projects its
+own ``(B, D)`` inputs, and a reverse loop that accumulates the weight gradients step by
+step; a call that is not differentiated keeps the chunks. Measurements:
+benchmarks/RESULTS.md. The results are the same either way, up to float rounding in the
+weight gradients (sums over chunks or steps instead of one sum over all steps). The
+platform is chosen when the program is lowered, not when it is traced
+(`jax.lax.platform_dependent`), so a `jax.export` for ``platforms=("cpu", "cuda")``
+chunks on CPU only. With symbolic shapes (`jax.export` with ``symbolic_shape("b, t")``)
+the default projects all steps at once on every platform; an explicit ``time_chunk``
+then needs a static ``T``.
 
 Keras's ``stateful=True`` is functional here: pass the returned ``final_state`` back as
 ``initial_state`` of the next call.
@@ -43,9 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgru import _layer_options as layer_options
 from jaxgru import _runner as runner
 from jaxgru._deprecations import module_getattr, renamed_keywords
-from jaxgru._layer_options import MERGE_MODES, check_bidirectional_params
 from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps
 from jaxgru._validation import (
     as_floating_array,
@@ -216,8 +219,8 @@ def rnn(cell: GRUCell, params: Params, inputs: jax.Array, *, initial_state: jax.
         before its part of the loop (a positive int; ``>= T`` projects all steps at
         once; ``1`` projects inside the loop, step by step, and the fused backward then
         accumulates the weight gradients step by step too); None: all steps on GPU/TPU;
-        on CPU cache-sized chunks (`default_time_chunk`), and from ``B*U >= 2^16``,
-        when differentiated by the fused backward, step by step (`default_stepwise`).
+        on CPU cache-sized chunks, and from ``B*U >= 2^16``, when differentiated by the
+        fused backward, step by step (the module docstring says more).
         Changes speed and memory locality only: the same results, up to float rounding
         in the weight gradients' sums.
 
@@ -365,15 +368,15 @@ def bidirectional(cell: GRUCell | Sequence[GRUCell], params: dict[str, Params], 
       ``(outputs, (final_fw, final_bw))``.
     """
     check_flags(training=training, return_sequences=return_sequences, time_major=time_major, remat=remat)
-    if merge_mode not in MERGE_MODES:
-        raise ValueError(f"merge_mode: expected one of {MERGE_MODES}, got {merge_mode!r}.")
+    if merge_mode not in layer_options.MERGE_MODES:
+        raise ValueError(f"merge_mode: expected one of {layer_options.MERGE_MODES}, got {merge_mode!r}.")
     cells = tuple(cell) if isinstance(cell, (list, tuple)) else (cell, cell)
     if len(cells) != 2 or not all(isinstance(c, GRUCell) for c in cells):
         raise TypeError("cell: expected a GRUCell or a (forward, backward) pair of GRUCells.")
     if merge_mode in ("sum", "ave", "mul") and cells[0].units != cells[1].units:
         raise ValueError(f"cell: merge_mode={merge_mode!r} needs equal units in both directions, "
                          f"got {cells[0].units} and {cells[1].units}.")
-    check_bidirectional_params(cells, params)
+    layer_options.check_bidirectional_params(cells, params)
     states: Sequence[jax.Array | None]
     if initial_state is None:
         states = (None, None)

@@ -22,8 +22,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxgru import _layer_options as layer_options
 from jaxgru._deprecations import module_getattr
-from jaxgru._layer_options import check_bidirectional_params, check_stack_options
 from jaxgru._validation import as_floating_array, check_flags, check_key
 from jaxgru.cell import GRUCell
 from jaxgru.dropout import inverted_dropout_masks
@@ -120,7 +120,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
         does not take what the previous layer outputs).
     """
     check_flags(training=training, time_major=time_major, return_sequences=return_sequences)
-    dropout = check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
+    dropout = layer_options.check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
     for name in ("dropout_masks", "masks"):
         if name in options:
             raise ValueError(f"{name}: one DropoutMasks fits one layer's input size (D for layer 0, the previous "
@@ -207,7 +207,7 @@ def _params_input_dim(cell: LayerCell, params: Any, k: int) -> int:
     """The ``D`` that ``layers[k]`` takes, after validating it against its cell(s)."""
     if not isinstance(cell, tuple):
         return _checked(cell, params, f"layers[{k}]")
-    return check_bidirectional_params(cell, params, f"layers[{k}]")
+    return layer_options.check_bidirectional_params(cell, params, f"layers[{k}]")
 
 
 def _checked(cell: GRUCell, params: Any, label: str) -> int:
