@@ -23,7 +23,7 @@ the cotangent of gate ``k``'s pre-activation. Where each equation is used:
 * the recurrent weight cotangents: `_kernel_gradient`; the stepwise loop's: `_stepwise_bwd`.
 
 Residuals: the states ``(T, B, U)`` and three ``(T, B, U)`` gate terms
-(`gates.recurrent_step_with_preactivations`: ``a_z, a_r`` and ``c_h`` or ``a_h``), plus
+(`gates.recurrent_stepper`: ``a_z, a_r`` and ``c_h`` or ``a_h``), plus
 ``xi_h`` for reset_after (step by step, the forward loop emits it); no matmul is
 recomputed. Per-gate arrays rather than one ``(T, B, 3U)``: on XLA:CPU a buffer above
 glibc's 32 MiB mmap threshold is page-faulted anew on every call.

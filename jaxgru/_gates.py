@@ -18,9 +18,9 @@ reset_after=True (input bias ``bi = bias[0]``, recurrent bias ``br = bias[1]``):
 
     h' = z ⊙ h + (1 − z) ⊙ hh
 
-The input side (`project`) does not depend on ``h``, so the runner computes it
-outside its loop, for all timesteps at once or for a chunk of steps at a time (`jaxgru.rnn`'s
-``time_chunk``); only `recurrent_step` runs per step. A loop builds its step once,
+The input side (`project`) does not depend on ``h``, so the loops compute it outside
+the scan, for all timesteps at once or for a chunk of steps at a time (`jaxgru.rnn`'s
+``time_chunk``); only the recurrent step runs per step. A loop builds its step once,
 before the loop (`recurrent_stepper`, and `projection` for a loop that projects its own
 chunks or steps): the kernel's gate blocks are sliced there, since XLA does not hoist a
 slice of a loop constant out of a loop body, and a per-step copy of the kernel costs more
@@ -159,9 +159,19 @@ def project(cell: GRUCell, weights: InputWeights, x: jax.Array, input_masks: jax
 
 def recurrent_stepper(cell: GRUCell, weights: RecurrentWeights, recurrent_masks: jax.Array | None = None
                       ) -> Callable[[jax.Array, GateInputs], tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]]:
-    """`recurrent_step_with_preactivations` as ``(h, xi) -> (h', terms)`` for a loop: the
-    kernel blocks the step multiplies by are sliced here, once, so that the loop reads them
-    as constants (XLA does not hoist the slices out of a loop body).
+    """The recurrent step as ``(h, xi) -> (h', terms)``: ``h'`` from the state ``h`` ``(B, U)``
+    and the input side ``xi`` (three ``(B, U)``), and the three ``(B, U)`` gate terms a
+    backward pass needs besides ``h`` and ``xi`` (no matmul has to be recomputed from them):
+
+    * reset_after: ``(a_z, a_r, c_h)`` with ``a_k = xi_k + h_k U_k + br_k`` and
+      ``c_h = h_h U_h + br_h``, so ``hh = φ(xi_h + r ⊙ c_h)`` (`reset_after_new_state`);
+    * otherwise: ``(a_z, a_r, a_h)`` with ``a_k = xi_k + h_k U_k`` for z and r and
+      ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `reset_before_new_state`).
+
+    ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any). The kernel
+    blocks the step multiplies by are sliced here, once, so that a loop building its step
+    before the loop reads them as constants (XLA does not hoist the slices out of a loop
+    body).
 
     Without masks the recurrent matmul is one (``h @ U`` for reset_after, else
     ``h @ U[:, :2U]`` and ``(r ⊙ h) @ U[:, 2U:]``); with ``recurrent_masks`` ``(3, B, U)``
@@ -201,23 +211,6 @@ def recurrent_stepper(cell: GRUCell, weights: RecurrentWeights, recurrent_masks:
     return step
 
 
-def recurrent_step_with_preactivations(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
-                                      recurrent_masks: jax.Array | None = None
-                                      ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
-    """`recurrent_step`, also returning the three ``(B, U)`` gate terms a backward pass needs
-    besides ``h`` and ``xi`` (no matmul has to be recomputed from them):
-
-    * reset_after: ``(a_z, a_r, c_h)`` with ``a_k = xi_k + h_k U_k + br_k`` and
-      ``c_h = h_h U_h + br_h``, so ``hh = φ(xi_h + r ⊙ c_h)`` (`reset_after_new_state`);
-    * otherwise: ``(a_z, a_r, a_h)`` with ``a_k = xi_k + h_k U_k`` for z and r and
-      ``a_h = xi_h + (r ⊙ h_h) U_h``, so ``hh = φ(a_h)`` (`reset_gate_inputs`, `reset_before_new_state`).
-
-    ``h_k``: the state as gate ``k`` sees it (times its recurrent mask, if any). In a loop,
-    build the step once with `recurrent_stepper`.
-    """
-    return recurrent_stepper(cell, weights, recurrent_masks)(h, xi)
-
-
 def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: GateInputs,
                    recurrent_masks: jax.Array | None = None) -> jax.Array:
     """One GRU update ``h' = z ⊙ h + (1 − z) ⊙ hh`` given the input-side ``xi``.
@@ -225,7 +218,7 @@ def recurrent_step(cell: GRUCell, weights: RecurrentWeights, h: jax.Array, xi: G
     ``h``: ``(B, U)``; ``xi``: three ``(B, U)``; ``recurrent_masks``: ``(3, B, U)`` or None
     (the matmuls: `recurrent_stepper`).
     """
-    return recurrent_step_with_preactivations(cell, weights, h, xi, recurrent_masks)[0]
+    return recurrent_stepper(cell, weights, recurrent_masks)(h, xi)[0]
 
 
 def candidate_state(h: jax.Array, recurrent_masks: jax.Array | None) -> jax.Array:
@@ -237,7 +230,7 @@ def reset_after_new_state(cell: GRUCell, a_z: jax.Array, a_r: jax.Array, xi_h: j
                       h: jax.Array) -> jax.Array:
     """reset_after: ``h'`` from the pre-activations ``a_z``, ``a_r``, the candidate's input
     side ``xi_h`` and recurrent side ``c_h = h_h U_h + br_h`` (see
-    `recurrent_step_with_preactivations`), and ``h``. Elementwise."""
+    `recurrent_stepper`), and ``h``. Elementwise."""
     z = cell.recurrent_activation_fn(a_z)
     r = cell.recurrent_activation_fn(a_r)
     return _interpolate(z, h, cell.activation_fn(xi_h + r * c_h))

@@ -119,7 +119,7 @@ def forward(cell: GRUCell, weights: gates.RecurrentWeights, carry: Carry, steps:
     Returns:
       ``(outputs (T, B, U), Carry after the last step, residuals)``; ``residuals`` is
       None unless ``keep_residuals``, else ``(states, terms, xi_h)``: the state entering
-      each next step ``(T, B, U)``, `gates.recurrent_step_with_preactivations`'s three
+      each next step ``(T, B, U)``, `gates.recurrent_stepper`'s three
       ``(T, B, U)`` gate terms, and (with ``project``, reset_after) the candidate's input
       side ``(T, B, U)``, else None. Without a mask the states are the outputs (no copy),
       and the carried output is the state.
