@@ -24,12 +24,14 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["RENAMED_KEYWORDS", "MOVED_NAMES", "DEPRECATED_MODULES", "renamed_keywords", "module_getattr",
-           "warn_deprecated_module"]
+__all__ = ["RENAMED_KEYWORDS", "MOVED_NAMES", "DEPRECATED_MODULES", "FILELESS_MODULES", "renamed_keywords",
+           "module_getattr", "install_fileless_modules", "warn_deprecated_module"]
 
 RENAMED_KEYWORDS: dict[str, str] = {
     "masks": "dropout_masks",
@@ -51,6 +53,8 @@ MOVED_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "Activation": ("jaxgru._keras_objects.activations:Activation",
                        "annotate with Callable[[jax.Array], jax.Array], or jaxgru.activations.ActivationLike "
                        "for what a cell takes."),
+        "validate": ("jaxgru._keras_objects.activations:validate",
+                     "it is internal now; jaxgru.activations.get resolves and checks an activation."),
     },
     **{f"jaxgru.{kind}": {"NAMES": (f"jaxgru._keras_objects.{kind}:NAMES", _NAMES_HINT.format(f"jaxgru.{kind}"))}
        for kind in ("initializers", "regularizers", "constraints")},
@@ -75,34 +79,45 @@ MOVED_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "MAX_CONFIG_DEPTH": ("jaxgru.interop.keras_layers:_MAX_CONFIG_DEPTH",
                              "layer_from_config's docstring states the depth it reads."),
     },
-    "jaxgru.rnn": {
-        "CPU_CHUNK_ELEMENTS": ("jaxgru._runner:CPU_CHUNK_ELEMENTS", "it is internal now (time_chunk= chooses)."),
-        "CPU_STEPWISE_ELEMENTS": ("jaxgru._runner:CPU_STEPWISE_ELEMENTS",
+    "jaxgru.rnn": {  # a module without a file: `install_fileless_modules`
+        "rnn": ("jaxgru._core.recurrent:rnn", "import rnn from jaxgru (jaxgru.rnn is the function)."),
+        "bidirectional": ("jaxgru._core.recurrent:bidirectional", "import bidirectional from jaxgru."),
+        "CPU_CHUNK_ELEMENTS": ("jaxgru._core.runner:CPU_CHUNK_ELEMENTS", "it is internal now (time_chunk= chooses)."),
+        "CPU_STEPWISE_ELEMENTS": ("jaxgru._core.runner:CPU_STEPWISE_ELEMENTS",
                                   "it is internal now (time_chunk=1 chooses)."),
-        "default_time_chunk": ("jaxgru._runner:default_time_chunk", "it is internal now (time_chunk= chooses)."),
-        "default_stepwise": ("jaxgru._runner:default_stepwise", "it is internal now (time_chunk=1 chooses)."),
-        "check_bidirectional_params": ("jaxgru._layer_options:check_bidirectional_params",
+        "default_time_chunk": ("jaxgru._core.runner:default_time_chunk", "it is internal now (time_chunk= chooses)."),
+        "default_stepwise": ("jaxgru._core.runner:default_stepwise", "it is internal now (time_chunk=1 chooses)."),
+        "check_bidirectional_params": ("jaxgru._core.layer_options:check_bidirectional_params",
                                        "it is internal now; jaxgru.bidirectional checks its params."),
-        "MERGE_MODES": ("jaxgru._layer_options:MERGE_MODES",
+        "MERGE_MODES": ("jaxgru._core.layer_options:MERGE_MODES",
                         "it is internal now; the merge modes are 'concat', 'sum', 'ave', 'mul' and None."),
     },
     "jaxgru.stacked": {
-        "check_dropout": ("jaxgru._layer_options:check_dropout",
+        "check_dropout": ("jaxgru._core.layer_options:check_dropout",
                           "it is internal now; jaxgru.stacked_rnn checks its dropout."),
-        "check_stack_options": ("jaxgru._layer_options:check_stack_options",
+        "check_stack_options": ("jaxgru._core.layer_options:check_stack_options",
                                 "it is internal now; jaxgru.stacked_rnn checks its options."),
     },
     "jaxgru.dropout": {
-        "is_active": ("jaxgru._validation:dropout_active",
+        "is_active": ("jaxgru._core.validation:dropout_active",
                       "it is internal now (Keras applies dropout for 0 < rate < 1)."),
     },
 }
 
 DEPRECATED_MODULES: dict[str, str] = {
+    "jaxgru.cell": "import GRUCell from jaxgru.",
+    "jaxgru.dropout": "import DropoutMasks from jaxgru (GRUCell.dropout_masks draws them).",
+    "jaxgru.stacked": "import stacked_rnn from jaxgru.",
     "jaxgru.flax": "import jaxgru.linen instead (the same modules and functions).",
     "jaxgru.demo_tasks": "its tasks are internal to the demo; run them with jaxgru.demo.run(task=...) or "
                          "python -m jaxgru demo --task adding|digits.",
 }
+
+# Module paths that can no longer be files: "jaxgru.rnn" is the function `jaxgru.rnn` (a
+# submodule of that name would replace the package's attribute once imported). Each is a
+# module object in `sys.modules` (so ``from jaxgru.rnn import rnn`` still works) whose
+# every name comes from `MOVED_NAMES`, with a warning.
+FILELESS_MODULES: tuple[str, ...] = ("jaxgru.rnn",)
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
@@ -155,3 +170,14 @@ def warn_deprecated_module(module: str) -> None:
     release; called first thing in that module, so the warning points at the importing line."""
     warnings.warn(f"{module} is deprecated and goes in the next release; {DEPRECATED_MODULES[module]}",
                   DeprecationWarning, stacklevel=3)
+
+
+def install_fileless_modules() -> None:
+    """Puts each of `FILELESS_MODULES` in `sys.modules` (``jaxgru/__init__`` calls it): a
+    module whose ``__getattr__`` is `module_getattr`'s, without setting it as an attribute
+    of its package."""
+    for name in FILELESS_MODULES:
+        if name not in sys.modules:
+            module = types.ModuleType(name, f"Deprecated: {name} has no module of its own any more.")
+            module.__getattr__ = module_getattr(name)  # type: ignore[method-assign]
+            sys.modules[name] = module

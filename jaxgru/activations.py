@@ -14,16 +14,11 @@ Every name follows tf_keras's definition. Three of them differ from the obvious 
 """
 
 from jaxgru._deprecations import module_getattr
-
-# The cell's check of its activation arguments, not a public name (not in __all__): here
-# for jaxgru.cell, which reads it from this module until it imports
-# jaxgru._keras_objects.activations itself.
 from jaxgru._keras_objects.activations import (
     ActivationLike,
     get,
     hard_sigmoid,
     linear,
-    validate,  # noqa: F401
 )
 
 __all__ = ["ActivationLike", "get", "hard_sigmoid", "linear"]

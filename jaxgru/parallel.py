@@ -63,7 +63,7 @@ import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from jaxgru._validation import check_bool
+from jaxgru._core.validation import check_bool
 from jaxgru.types import PyTree
 
 __all__ = ["DATA_AXIS", "TrainStep", "batch_sharding", "data_mesh", "make_train_step", "replicate", "replicated",

@@ -87,7 +87,9 @@ def test_deprecated_module_warns_once_on_import(module, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert importlib.import_module(module) is loaded  # imported once: no second warning
-    replacement = {"jaxgru.flax": "jaxgru.linen", "jaxgru.demo_tasks": "jaxgru.demo._tasks"}[module]
+    replacement = {"jaxgru.flax": "jaxgru.linen", "jaxgru.demo_tasks": "jaxgru.demo._tasks",
+                   "jaxgru.cell": "jaxgru._core.cell", "jaxgru.dropout": "jaxgru._core.dropout",
+                   "jaxgru.stacked": "jaxgru._core.stacked"}[module]
     assert loaded.__all__
     for name in loaded.__all__:
         assert getattr(loaded, name) is getattr(importlib.import_module(replacement), name)

@@ -10,8 +10,8 @@ from jax.test_util import check_grads
 
 import jaxgru
 from helpers import random_params
-from jaxgru._fused_backward import supports
-from jaxgru._runner import default_stepwise, default_time_chunk
+from jaxgru._core.adjoints import supports
+from jaxgru._core.runner import default_stepwise, default_time_chunk
 
 B, T, D, U = 3, 6, 4, 5
 

@@ -15,7 +15,7 @@ from flax import nnx
 
 import jaxgru
 from jaxgru import parallel
-from jaxgru._fused_backward import supports
+from jaxgru._core.adjoints import supports
 from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
 

@@ -1,6 +1,6 @@
 """Mixed precision: bfloat16 params and inputs, float32 accumulation and state.
 
-The policy (`jaxgru._gates`): matmul operands are cast to the weights' dtype and
+The policy (`jaxgru._core.gates`): matmul operands are cast to the weights' dtype and
 accumulate in float32 (``preferred_element_type``); the gate arithmetic runs in float32;
 the new state keeps the dtype of the state passed in. Passing a float32
 ``initial_state`` with bfloat16 params and inputs therefore keeps the recurrence in

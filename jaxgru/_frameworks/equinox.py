@@ -11,12 +11,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxgru._layer_options import MERGE_MODES, check_bidirectional_params
-from jaxgru._validation import check_bool, check_flags, check_key, check_positive_int, check_unroll
-from jaxgru.cell import GRUCell as FunctionalGRUCell
-from jaxgru.cell import Params
-from jaxgru.dropout import DropoutMasks
-from jaxgru.rnn import bidirectional, rnn
+from jaxgru._core.cell import GRUCell as FunctionalGRUCell
+from jaxgru._core.cell import Params
+from jaxgru._core.dropout import DropoutMasks
+from jaxgru._core.layer_options import MERGE_MODES, check_bidirectional_params
+from jaxgru._core.recurrent import bidirectional, rnn
+from jaxgru._core.validation import check_bool, check_flags, check_key, check_positive_int, check_unroll
 
 __all__ = ["GRU", "Bidirectional", "GRUCell", "constrain", "penalty"]
 

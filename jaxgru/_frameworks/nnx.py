@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgru._core.cell import GRUCell as FunctionalGRUCell
+from jaxgru._core.layer_options import MERGE_MODES, check_stack_options
+from jaxgru._core.recurrent import bidirectional, rnn
+from jaxgru._core.stacked import stacked_rnn
+from jaxgru._core.validation import check_bool, check_positive_int, check_rate
 from jaxgru._frameworks.wrappers import CELL_OPTIONS, check_layer_options, check_sequence, promote_dtype
-from jaxgru._layer_options import MERGE_MODES, check_stack_options
-from jaxgru._validation import check_bool, check_positive_int, check_rate
-from jaxgru.cell import GRUCell as FunctionalGRUCell
-from jaxgru.rnn import bidirectional, rnn
-from jaxgru.stacked import stacked_rnn
 from jaxgru.types import Dtype, Params
 
 __all__ = ["Bidirectional", "GRU", "GRUCell", "StackedGRU", "constrain", "penalty"]

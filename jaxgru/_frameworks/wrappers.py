@@ -13,8 +13,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgru._validation import check_bool, check_unroll
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.validation import check_bool, check_unroll
 
 __all__ = ["CELL_OPTIONS", "LAYER_FLAGS", "check_layer_options", "check_sequence", "promote_dtype"]
 

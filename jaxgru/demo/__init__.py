@@ -26,8 +26,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from jaxgru._core.cell import GRUCell
 from jaxgru._deprecations import module_getattr
-from jaxgru.cell import GRUCell
 from jaxgru.demo import _plots, _tasks, _train
 from jaxgru.demo._extra import MissingExtraError, import_extra
 from jaxgru.demo._tasks import TASKS

@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgru._validation import check_bool
-from jaxgru.cell import GRUCell, Params
+from jaxgru._core.cell import GRUCell, Params
+from jaxgru._core.recurrent import rnn
+from jaxgru._core.validation import check_bool
 from jaxgru.demo._extra import import_extra
 from jaxgru.demo._tasks import Task
-from jaxgru.rnn import rnn
 
 __all__ = ["BATCH_SIZE", "CLIP_NORM", "CONVENTIONS", "LEARNING_RATE", "TASK_SETTINGS", "History", "TaskSettings",
            "apply_model", "init_model", "train"]

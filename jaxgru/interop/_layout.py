@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
 from jaxgru.types import Params
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxgru._validation import check_positive_int
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.validation import check_positive_int
 from jaxgru.interop._layout import as_numpy, check_fixed_activations, from_torch_layout, to_torch_layout
 from jaxgru.types import Params
 

@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
 from jaxgru.interop._layout import (
     array_module,
     as_weight,

@@ -48,9 +48,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.validation import shown_keys
 from jaxgru._keras_objects import activations
-from jaxgru._validation import shown_keys
-from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import (
     array_module,
     as_weight,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
 from jaxgru.interop._layout import WEIGHT_NAMES, as_numpy, check_against_cell, check_keras_params, param_label
 from jaxgru.types import Params
 

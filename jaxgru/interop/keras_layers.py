@@ -71,10 +71,10 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.layer_options import MERGE_MODES
+from jaxgru._core.validation import check_bool, dropout_active, shown_keys
 from jaxgru._deprecations import module_getattr
-from jaxgru._layer_options import MERGE_MODES
-from jaxgru._validation import check_bool, dropout_active, shown_keys
-from jaxgru.cell import GRUCell
 
 __all__ = ["layer_from_config"]
 

@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.layer_options import check_bidirectional_params
+from jaxgru._core.validation import check_bool, check_int
 from jaxgru._deprecations import module_getattr
-from jaxgru._layer_options import check_bidirectional_params
-from jaxgru._validation import check_bool, check_int
-from jaxgru.cell import GRUCell
 from jaxgru.interop._layout import as_numpy
 from jaxgru.types import Params
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxgru._validation import check_bool, check_int
-from jaxgru.cell import GRUCell
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.validation import check_bool, check_int
 from jaxgru.interop._layout import (
     as_weight,
     check_fixed_activations,

@@ -1,9 +1,9 @@
 """Which loop runs a sequence: the one place that chooses (`run`).
 
-The loops themselves are `jaxgru._loop.forward` (the scan over steps) and
-`jaxgru._loop.over_chunks` (the loop over chunks of steps, each projected right before
+The loops themselves are `jaxgru._core.loop.forward` (the scan over steps) and
+`jaxgru._core.loop.over_chunks` (the loop over chunks of steps, each projected right before
 its part of the scan), each differentiated by autodiff or by its hand-written adjoint
-(`jaxgru._fused_backward.recurrence` and `stepwise`). The CPU rules below were measured:
+(`jaxgru._core.adjoints.recurrence` and `stepwise`). The CPU rules below were measured:
 benchmarks/RESULTS.md.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import jax
 from jax import lax
 
-from jaxgru import _fused_backward as fused_backward
-from jaxgru._gates import GateInputs
-from jaxgru._loop import Carry, LoopOptions, Steps, forward, over_chunks
-from jaxgru.cell import GRUCell
+from jaxgru._core import adjoints
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.gates import GateInputs
+from jaxgru._core.loop import Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru.types import Params
 
 __all__ = ["CPU_CHUNK_ELEMENTS", "CPU_STEPWISE_ELEMENTS", "default_stepwise", "default_time_chunk", "run"]
@@ -57,7 +57,7 @@ def run(cell: GRUCell, params: Params, carry: Carry, steps: Steps, options: Loop
     (inputs ``(T, B, D)``):
 
     1. Gradient: the hand-written adjoint where ``options.gradient == "fused"``, there is
-       no ``remat`` and the activations are elementwise (`jaxgru._fused_backward.supports`);
+       no ``remat`` and the activations are elementwise (`jaxgru._core.adjoints.supports`);
        else autodiff of the same loop.
     2. Time chunk: ``options.time_chunk`` if given (``1`` also means stepwise: every step
        projects its own inputs inside one loop, and the fused adjoint sums the weight
@@ -68,19 +68,19 @@ def run(cell: GRUCell, params: Params, carry: Carry, steps: Steps, options: Loop
        chunks, measured faster). The platform is chosen when the program is lowered
        (`lax.platform_dependent`), so a `jax.export` for ``("cpu", "cuda")`` chunks on CPU
        only.
-    3. Loop: stepwise with the fused adjoint: `jaxgru._fused_backward.stepwise`; else
-       `jaxgru._loop.over_chunks` of `jaxgru._fused_backward.recurrence` (fused) or
-       `jaxgru._loop.forward` (autodiff), in-loop projection for a stepwise chunk of 1.
+    3. Loop: stepwise with the fused adjoint: `jaxgru._core.adjoints.stepwise`; else
+       `jaxgru._core.loop.over_chunks` of `jaxgru._core.adjoints.recurrence` (fused) or
+       `jaxgru._core.loop.forward` (autodiff), in-loop projection for a stepwise chunk of 1.
 
     Every choice changes speed and memory locality only: the results are the same, up
     to float rounding in the weight gradients (sums over chunks or steps instead of one).
     """
-    fused = options.gradient == "fused" and not options.remat and fused_backward.supports(cell)
+    fused = options.gradient == "fused" and not options.remat and adjoints.supports(cell)
 
     def loop(chosen: LoopOptions) -> Callable[[], tuple[jax.Array, Carry]]:
         if chosen.stepwise and fused:
-            return functools.partial(fused_backward.stepwise, forward, cell, params, carry, steps, chosen)
-        recurrence = fused_backward.recurrence if fused else forward
+            return functools.partial(adjoints.stepwise, forward, cell, params, carry, steps, chosen)
+        recurrence = adjoints.recurrence if fused else forward
         return functools.partial(over_chunks, recurrence, cell, params, carry, steps, chosen)
 
     if options.time_chunk is not None:

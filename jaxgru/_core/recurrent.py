@@ -46,11 +46,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import _layer_options as layer_options
-from jaxgru import _runner as runner
-from jaxgru._deprecations import module_getattr, renamed_keywords
-from jaxgru._loop import GRADIENTS, Carry, LoopOptions, Steps
-from jaxgru._validation import (
+from jaxgru._core import layer_options, runner
+from jaxgru._core.cell import GRUCell, Params
+from jaxgru._core.dropout import DropoutMasks
+from jaxgru._core.loop import GRADIENTS, Carry, LoopOptions, Steps
+from jaxgru._core.validation import (
     as_floating_array,
     as_integer_array,
     as_state,
@@ -61,12 +61,10 @@ from jaxgru._validation import (
     check_unroll,
     reject_float_flags,
 )
-from jaxgru.cell import GRUCell, Params
-from jaxgru.dropout import DropoutMasks
+from jaxgru._deprecations import renamed_keywords
 
 __all__ = ["bidirectional", "rnn"]
 
-__getattr__ = module_getattr(__name__)
 
 
 def _per_step_flags(value: Any, argument: str, batch_shape: tuple[int, ...], steps: int,

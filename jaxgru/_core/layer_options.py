@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 
-from jaxgru._validation import check_bool
+from jaxgru._core.validation import check_bool
 
 if TYPE_CHECKING:
-    from jaxgru.cell import GRUCell
+    from jaxgru._core.cell import GRUCell
 
 __all__ = ["MERGE_MODES", "check_bidirectional_params", "check_dropout", "check_stack_options"]
 

@@ -1,5 +1,5 @@
 """The GRU layer's time loops: the scan over steps (`forward`) and the loop over chunks of
-steps (`over_chunks`), shared by both gradient modes; `jaxgru._runner.run` chooses between
+steps (`over_chunks`), shared by both gradient modes; `jaxgru._core.runner.run` chooses between
 them.
 
 Everything a loop reads travels in three types, in one fixed order in every signature
@@ -17,14 +17,14 @@ The loop carries the state ``h`` ``(B, U)`` and, with a mask, the output a maske
 repeats. At step ``t`` (``k_t``: the step mask, ``s_t``: the reset flag)::
 
     h_in   = s_t ? h_reset : h          previous = s_t ? 0 : previous
-    h_new  = gru(h_in, xi_t)            (`jaxgru._gates.recurrent_stepper`)
+    h_new  = gru(h_in, xi_t)            (`jaxgru._core.gates.recurrent_stepper`)
     output = k_t ? h_new : (0 if zero_output_for_mask else previous)
     h      = k_t ? h_new : h_in
 
 so a reset step starts a new segment exactly like the first step of a sequence, and a
 masked step carries the state over. ``h_reset`` is `Steps.reset_state` (zeros by default).
 
-`jaxgru._fused_backward` differentiates these same two functions by hand
+`jaxgru._core.adjoints` differentiates these same two functions by hand
 (`jax.custom_vjp` on `forward` and on `over_chunks`), calling `forward` with
 ``keep_residuals=True`` for the arrays its backward pass reads.
 """
@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgru import _gates as gates
-from jaxgru.cell import GRUCell
-from jaxgru.dropout import DropoutMasks
+from jaxgru._core import gates
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.dropout import DropoutMasks
 from jaxgru.types import Params, PyTree
 
 __all__ = ["Steps", "LoopOptions", "Carry", "GRADIENTS", "forward", "over_chunks"]
@@ -83,7 +83,7 @@ class LoopOptions(NamedTuple):
       gradient: "fused" (the hand-written adjoint, where the activations allow it) or
         "autodiff".
       time_chunk: steps projected at a time (`over_chunks`); None until
-        `jaxgru._runner.run` chooses it.
+        `jaxgru._core.runner.run` chooses it.
       stepwise: one loop whose every step projects its own inputs; differentiated by the
         fused adjoint, its reverse loop sums the weight cotangents step by step.
     """

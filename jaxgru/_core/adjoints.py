@@ -1,14 +1,14 @@
 r"""The GRU time loops with hand-written adjoints (`jax.custom_vjp`), each function beside
 its equations.
 
-`recurrence` *is* `jaxgru._loop.forward` and `stepwise` *is* `jaxgru._loop.over_chunks`
+`recurrence` *is* `jaxgru._core.loop.forward` and `stepwise` *is* `jaxgru._core.loop.over_chunks`
 (the same functions, the same results); they differ only in how they are differentiated.
 Autodiff of `lax.scan` turns the per-step weight gradient into a small
 ``(U, B) @ (B, 3U)`` matmul accumulated in the loop carry at every step; `recurrence`'s
 reverse loop does only what is inherently sequential, and the weight cotangents are
 single matmuls over the ``T·B`` rows after it. `stepwise`'s forward pass projects each
 step's own inputs; its reverse loop accumulates the weight cotangents step by step
-instead. `jaxgru._runner.run` chooses between them.
+instead. `jaxgru._core.runner.run` chooses between them.
 
 Notation (per step, all ``(B, U)``): σ the recurrent activation, φ the activation, ⊙
 elementwise, ``h`` the state entering the step, ``δ = ∂L/∂h'`` the cotangent of the new
@@ -44,10 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxgru import _gates as gates
-from jaxgru._loop import Carry, LoopOptions, Steps, forward, over_chunks
-from jaxgru.cell import GRUCell
-from jaxgru.dropout import DropoutMasks
+from jaxgru._core import gates
+from jaxgru._core.cell import GRUCell
+from jaxgru._core.dropout import DropoutMasks
+from jaxgru._core.loop import Carry, LoopOptions, Steps, forward, over_chunks
 from jaxgru.types import Params
 
 __all__ = ["supports", "recurrence", "stepwise"]
@@ -89,8 +89,8 @@ def _is_elementwise(fn: Callable[[jax.Array], jax.Array]) -> bool:
 
 # --------------------------------------------------------------------------- sequence adjoint
 recurrence = jax.custom_vjp(forward, nondiff_argnums=(0, 4, 5, 6))
-recurrence.__doc__ = r"""`jaxgru._loop.forward` itself (same arguments, same results), differentiated by
-`_recurrence_bwd`: `jaxgru._runner.run` passes it to `jaxgru._loop.over_chunks` as the
+recurrence.__doc__ = r"""`jaxgru._core.loop.forward` itself (same arguments, same results), differentiated by
+`_recurrence_bwd`: `jaxgru._core.runner.run` passes it to `jaxgru._core.loop.over_chunks` as the
 recurrence of each chunk."""
 
 
@@ -145,9 +145,9 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 # --------------------------------------------------------------------------- stepwise adjoint
 stepwise = jax.custom_vjp(over_chunks, nondiff_argnums=(0, 1, 5))
-stepwise.__doc__ = """`jaxgru._loop.over_chunks` itself (same arguments, same results), differentiated by
+stepwise.__doc__ = """`jaxgru._core.loop.over_chunks` itself (same arguments, same results), differentiated by
 `_stepwise_bwd`, the loop whose every step projects its own inputs: its forward pass
-(`_stepwise_fwd`) is `jaxgru._loop.forward` computing every step's `gates.project` of its
+(`_stepwise_fwd`) is `jaxgru._core.loop.forward` computing every step's `gates.project` of its
 ``x_t`` (``steps.inputs`` ``(T, B, D)``) before the recurrent matmul. Not differentiated, it
 runs `over_chunks`'s ``options.time_chunk`` steps at a time (1: by every step of one loop),
 the faster forward pass where it is not followed by this backward pass."""
@@ -440,7 +440,7 @@ def _reverse_init(d_final: Carry, mask: jax.Array | None, resets: jax.Array | No
 
 def _reverse_step(adjoint_step: Callable[[jax.Array, Any], tuple[jax.Array, Any]], masked: bool,
                   options: LoopOptions, carry: _ReverseCarry, inputs: tuple) -> tuple[_ReverseCarry, Any]:
-    r"""One step of the reverse loop: undoes `jaxgru._loop.forward`'s selects around
+    r"""One step of the reverse loop: undoes `jaxgru._core.loop.forward`'s selects around
     ``adjoint_step(δ, partials_t) -> (∂L/∂h, emitted_t)``.
 
     The carry holds ``g = ∂L/∂h`` of the state leaving the step, plus (with a mask) ``p``,

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 if TYPE_CHECKING:
-    from jaxgru.cell import GRUCell
+    from jaxgru._core.cell import GRUCell
 
 
 class GateInputs(NamedTuple):
