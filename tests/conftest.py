@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -16,6 +17,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+from references import HEAVY_MODULES  # noqa: E402
 
 # Most of the suite's time is XLA compilation, and tests compile the same program through
 # different functions (a new jax.jit or lambda per test, the same shapes). JAX's persistent
@@ -47,10 +49,12 @@ def x64():
         yield
 
 
-# The quick tier, `pytest -m "not slow"`: the cell, the runner and the fused backward
-# pass against their references (about 4.5 minutes on 2 cores). Every other test file
-# (interop, Flax and Equinox modules, export, notebooks, docs, README, demo, benchmarks,
-# hostile files) is marked slow here; a test in a quick file can mark itself slow.
+# The quick tier, `pytest -m "not slow"`: the cell, the runner and the fused backward pass
+# against their references, each test function of these files once: its first
+# parametrized case (a test lists its most telling case first). Every other case, and
+# every test of the other files (interop, Flax and Equinox modules, export, notebooks,
+# docs, README, demo, benchmarks, hostile files), is marked slow here; a test in a quick
+# file can also mark itself slow.
 QUICK_FILES = {
     "test_cell_config.py", "test_cell_dropout.py", "test_cell_errors.py", "test_cell_initializers.py",
     "test_cell_keras_parity.py", "test_cell_transforms.py", "test_check_site.py", "test_fused_backward.py",
@@ -60,9 +64,45 @@ QUICK_FILES = {
 
 
 def pytest_collection_modifyitems(config, items):
+    quick_functions = set()
     for item in items:
-        if item.path.name not in QUICK_FILES:
+        function = item.nodeid.partition("[")[0]
+        if item.path.name not in QUICK_FILES or function in quick_functions:
             item.add_marker(pytest.mark.slow)
+        quick_functions.add(function)
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        _add_xdist_groups(items)
+
+
+def _add_xdist_groups(items):
+    """The ``@group`` suffix that pytest-xdist's --dist loadgroup schedules by, on the node ids
+    of the tests marked xdist_group, where xdist could not add it: pytest 9.2 keeps node ids
+    in ``Node._id``, and xdist 3.8 still writes ``_nodeid`` (pytest-dev/pytest-xdist#1386),
+    so every group would be spread over the workers."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        groups = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                  for mark in item.iter_markers("xdist_group")}
+        if groups and hasattr(item, "_id") and "@" not in item.nodeid.rpartition("]")[2]:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(groups))}")
+
+
+# Every xdist worker collects every file: a file that imported TensorFlow or torch at the
+# top would load them (about 1 GB) into every worker. Test files reach them through
+# tests/references.py, imported on first use, and the tests that use TensorFlow carry
+# references.TF, the xdist group that keeps them on one worker (--dist loadgroup).
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    heavy = [name for name in HEAVY_MODULES if name not in sys.modules]
+    report = yield
+    loaded = [name for name in heavy if name in sys.modules]
+    if loaded and isinstance(collector, pytest.Module) and collector.path.parent == Path(__file__).parent:
+        report.outcome = "failed"
+        report.longrepr = (f"{collector.path.name} imports {', '.join(loaded)} when collected: import it "
+                           "through tests/references.py (on first use), and mark the tests that use "
+                           "TensorFlow with references.TF")
+    return report
 
 
 # A worker that has compiled many programs holds them all (and the traces behind them)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf  # noqa: F401  (the reference; a missing install must fail, not skip)
-import tf_keras as keras
+
+from references import keras
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 

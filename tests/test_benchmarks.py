@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.peers import PEERS, Problem, Unsupported
+from references import TF
 
 TINY = Problem(batch=2, steps=3, features=2, units=3, reset_after=True, lengths=np.array([3, 2]))
 PROBLEMS = {"reset_after-masked": TINY, "reset_before": TINY._replace(reset_after=False, lengths=None)}
@@ -15,7 +16,11 @@ UNSUPPORTED = {("flax linen", "reset_before"), ("flax nnx", "reset_before"), ("e
                ("keras 3 (jax)", "reset_after-masked"), ("keras 3 (jax)", "reset_before")}
 
 
-@pytest.mark.parametrize("peer", sorted(PEERS))
+# The Keras peers import TensorFlow (Keras 3 included: the test processes load it on TensorFlow).
+TF_PEERS = {"keras 3 (jax)", "tf_keras"}
+
+
+@pytest.mark.parametrize("peer", [pytest.param(peer, marks=TF) if peer in TF_PEERS else peer for peer in sorted(PEERS)])
 @pytest.mark.parametrize("problem", sorted(PROBLEMS))
 def test_peer_runs_or_says_why_not(peer, problem):
     if (peer, problem) in UNSUPPORTED:

@@ -5,18 +5,17 @@ constraint objects applied to the same weights, and configs are exchanged both w
 real tf_keras (and Keras 3) ``get_config()`` dicts.
 """
 
+import dataclasses
 import json
 
 import jax
 import jax.numpy as jnp
-import keras as keras3
 import numpy as np
 import pytest
-import tensorflow as tf
-import tf_keras as keras
 
 import jaxgru
 from keras_reference import keras_cell, params_of, randomize
+from references import keras, keras3, tf, TF
 
 UNITS, INPUT_DIM = 4, 3
 
@@ -26,28 +25,55 @@ def keras_serialized(obj):
     return keras.utils.serialize_keras_object(obj)
 
 
+@dataclasses.dataclass
+class KerasObject:
+    """``keras.<kind>.<class_name>(*args, **kwargs)`` of tf_keras, or with ``serialized`` what
+    tf_keras serializes it to: built when a test runs, not when pytest collects this file."""
+
+    kind: str
+    class_name: str
+    args: tuple = ()
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    serialized: bool = False
+
+    def build(self):
+        obj = getattr(getattr(keras, self.kind), self.class_name)(*self.args, **self.kwargs)
+        return keras_serialized(obj) if self.serialized else obj
+
+
+def built(options):
+    """``options`` with every `KerasObject` built."""
+    return {key: value.build() if isinstance(value, KerasObject) else value for key, value in options.items()}
+
+
+def serialized(class_name, *args, **kwargs):
+    return KerasObject("regularizers", class_name, args, kwargs, serialized=True)
+
+
 REGULARIZERS = [
     dict(kernel_regularizer="l1"),
     dict(recurrent_regularizer="l2"),
     dict(bias_regularizer="l1_l2"),
     dict(kernel_regularizer={"class_name": "L1L2", "config": {"l1": 0.003, "l2": 0.02}}),
     dict(kernel_regularizer={"class_name": "L1L2", "config": {}}),  # the class defaults to 0, 0
-    dict(recurrent_regularizer=keras_serialized(keras.regularizers.L2(0.05))),
-    dict(kernel_regularizer=keras_serialized(keras.regularizers.OrthogonalRegularizer(0.2, mode="columns")),
+    dict(recurrent_regularizer=serialized("L2", 0.05)),
+    dict(kernel_regularizer=serialized("OrthogonalRegularizer", 0.2, mode="columns"),
          recurrent_regularizer="orthogonal_regularizer"),
-    dict(kernel_regularizer="l2", recurrent_regularizer=keras_serialized(keras.regularizers.L1(0.1)),
+    dict(kernel_regularizer="l2", recurrent_regularizer=serialized("L1", 0.1),
          bias_regularizer={"class_name": "L2", "config": {"l2": 0.3}}),
-    dict(bias_regularizer=keras_serialized(keras.regularizers.OrthogonalRegularizer(0.5))),  # (2, 3U) bias
+    dict(bias_regularizer=serialized("OrthogonalRegularizer", 0.5)),  # (2, 3U) bias
     dict(),
 ]
 
 
+@TF
 @pytest.mark.parametrize(
     "options,reset_after",
     # Keras's OrthogonalRegularizer needs a 2-D weight: not on the (3U,) bias of reset_after=False
     [(o, r) for o in REGULARIZERS for r in (True, False) if r or "Orthogonal" not in str(o.get("bias_regularizer"))],
-    ids=lambda o: json.dumps(o)[:80])
+    ids=lambda o: json.dumps(o, default=repr)[:80])
 def test_penalty_equals_keras_losses(options, reset_after):
+    options = built(options)
     kcell = keras_cell(UNITS, INPUT_DIM, seed=3, reset_after=reset_after, **options)
     cell = jaxgru.GRUCell(UNITS, reset_after=reset_after, **options)
     params = params_of(kcell.get_weights())
@@ -89,6 +115,7 @@ CONSTRAINTS = [
 ]
 
 
+@TF
 @pytest.mark.parametrize("constraint", CONSTRAINTS, ids=lambda c: json.dumps(c)[:80])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_constrain_equals_keras_constraints(constraint, reset_after):
@@ -123,13 +150,14 @@ KERAS_CELLS = [
     dict(reset_after=False, implementation=1, use_bias=False),
     dict(activation="relu", recurrent_activation="hard_sigmoid", implementation=0),
     dict(activation=None, recurrent_activation="softsign", implementation=0, dropout=0.3),
-    dict(kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "uniform", seed=1),
-         recurrent_initializer=keras.initializers.Orthogonal(gain=1.7, seed=3),
-         bias_initializer=keras.initializers.Constant(0.25)),
-    dict(kernel_regularizer=keras.regularizers.L1L2(0.01, 0.2), recurrent_regularizer="l2",
-         bias_regularizer=keras.regularizers.L1(0.05), reset_after=False),
-    dict(kernel_constraint=keras.constraints.MaxNorm(0.4, axis=[0, 1]), recurrent_constraint="unit_norm",
-         bias_constraint=keras.constraints.MinMaxNorm(0.1, 0.5, rate=0.5, axis=-1)),
+    dict(kernel_initializer=KerasObject("initializers", "VarianceScaling", (2.0, "fan_out", "uniform"), {"seed": 1}),
+         recurrent_initializer=KerasObject("initializers", "Orthogonal", kwargs={"gain": 1.7, "seed": 3}),
+         bias_initializer=KerasObject("initializers", "Constant", (0.25,))),
+    dict(kernel_regularizer=KerasObject("regularizers", "L1L2", (0.01, 0.2)), recurrent_regularizer="l2",
+         bias_regularizer=KerasObject("regularizers", "L1", (0.05,)), reset_after=False),
+    dict(kernel_constraint=KerasObject("constraints", "MaxNorm", (0.4,), {"axis": [0, 1]}),
+         recurrent_constraint="unit_norm",
+         bias_constraint=KerasObject("constraints", "MinMaxNorm", (0.1, 0.5), {"rate": 0.5, "axis": -1})),
     dict(dropout=0.2, recurrent_dropout=0.4, implementation=2),
     dict(activation="gelu", recurrent_activation="swish", kernel_initializer="he_normal",
          recurrent_initializer="lecun_uniform", bias_initializer="random_normal"),
@@ -137,7 +165,7 @@ KERAS_CELLS = [
 
 
 def keras_and_jaxgru(options, seed=0):
-    kcell = keras_cell(UNITS, INPUT_DIM, seed=seed, scale=0.4, **options)
+    kcell = keras_cell(UNITS, INPUT_DIM, seed=seed, scale=0.4, **built(options))
     cell = jaxgru.GRUCell.from_config(kcell.get_config())
     return kcell, cell
 
@@ -162,6 +190,7 @@ def assert_same_outputs(kcell, cell, seed=0):
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-5, rtol=1e-6)
 
 
+@TF
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_from_keras_config_matches_keras(options):
     kcell, cell = keras_and_jaxgru(options)
@@ -176,6 +205,7 @@ def test_from_keras_config_matches_keras(options):
                                        variable.constraint(variable).numpy(), rtol=1e-6, atol=1e-7)
 
 
+@TF
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_jaxgru_config_is_read_by_keras(options):
     kcell, cell = keras_and_jaxgru(options)
@@ -188,6 +218,7 @@ def test_jaxgru_config_is_read_by_keras(options):
     assert jaxgru.GRUCell.from_config(rebuilt.get_config()) == cell
 
 
+@TF
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_config_round_trip_equality_hash_and_json(options):
     _, cell = keras_and_jaxgru(options)
@@ -197,6 +228,7 @@ def test_config_round_trip_equality_hash_and_json(options):
     assert from_json == cell and hash(from_json) == hash(cell)
 
 
+@TF
 def test_legacy_implementation_0_computes_like_keras_cell():
     # tf_keras's GRUCell keeps 0 and computes it as the fused mode 2 (only dp[0] applies).
     kcell, cell = keras_and_jaxgru(dict(implementation=0, dropout=0.4))
@@ -204,6 +236,7 @@ def test_legacy_implementation_0_computes_like_keras_cell():
     assert_same_outputs(kcell, cell, seed=3)
 
 
+@TF
 def test_keras_3_config():
     layer = keras3.layers.GRUCell(
         UNITS, seed=4, dropout=0.2, kernel_regularizer="l2", recurrent_constraint="non_neg",

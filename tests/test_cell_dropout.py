@@ -4,13 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tf_keras as keras
 
 import jaxgru
+from references import keras, TF
 
 B, D, U = 64, 48, 40
 
 
+@TF
 @pytest.mark.parametrize("rate,recurrent_rate", [(0.3, 0.0), (0.0, 0.6), (0.25, 0.5)])
 def test_mask_statistics_like_keras(rate, recurrent_rate):
     cell = jaxgru.GRUCell(U, dropout=rate, recurrent_dropout=recurrent_rate)
@@ -70,6 +71,7 @@ def test_training_false_never_drops():
     assert cell.dropout_masks(jax.random.key(3), B, D, training=False) == jaxgru.DropoutMasks(None, None)
 
 
+@TF
 @pytest.mark.parametrize("rate,clipped,active", [(-0.5, 0.0, False), (0.0, 0.0, False), (0.5, 0.5, True),
                                                  (1.0, 1.0, False), (3.0, 1.0, False)])
 def test_rates_are_clipped_and_only_0_to_1_exclusive_drops(rate, clipped, active):

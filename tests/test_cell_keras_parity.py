@@ -5,12 +5,14 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxgru
 from keras_reference import keras_cell, params_of
+from references import tf, TF
+
+pytestmark = TF  # every test here runs TensorFlow
 
 ACTIVATION_PAIRS = [("tanh", "sigmoid"), ("relu", "hard_sigmoid"), (None, "softsign"), ("gelu", "swish"),
                     ("elu", "selu"), ("softplus", "exponential")]

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import tf_keras as keras
 from flax import nnx
 
 import jaxgru
@@ -14,6 +13,7 @@ from helpers import randomize_nnx, synthetic_task
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
 from layer_reference import D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
+from references import keras, TF
 
 
 class CellKeyProbe(jn.GRUCell):
@@ -91,6 +91,7 @@ def test_gru_matches_rnn(options, mask, initial_state):
     jax.tree.map(assert_close, result, expected)
 
 
+@TF
 def test_gru_with_keras_weights_matches_tf_keras():
     keras_layer = keras.layers.GRU(U, return_sequences=True)
     keras_layer(np.asarray(X))

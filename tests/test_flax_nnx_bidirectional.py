@@ -5,8 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import tensorflow as tf
-import tf_keras as keras
 from flax import nnx
 
 import jaxgru
@@ -14,6 +12,7 @@ from helpers import randomize_nnx
 from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
 from layer_reference import H0, ROW_MASK, B, D, T, U, X, assert_close
+from references import keras, tf, TF
 
 LAYER_FLAGS = ("return_sequences", "return_state", "time_major")
 
@@ -54,6 +53,7 @@ def test_matches_bidirectional(merge_mode, options, backward_options, mask, init
         jax.tree.map(assert_close, result, outputs)
 
 
+@TF
 def test_matches_tf_keras_bidirectional():
     keras_layer = keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True, return_state=True),
                                              merge_mode="mul")

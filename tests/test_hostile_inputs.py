@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import torch
 from flax import nnx
 
 import jaxgru
@@ -18,6 +17,7 @@ from jaxgru import parallel
 from jaxgru._core.adjoints import supports
 from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
+from references import torch
 
 B, T, D, U = 3, 6, 4, 5
 CELL = jaxgru.GRUCell(U)
@@ -135,27 +135,39 @@ def _masked_loss(cell, params, x, **options):
     return jnp.sum(jnp.where(processed[:, :, None], outputs, 0.0) * WEIGHTS) + jnp.sum(final * WEIGHTS)
 
 
+PADDING_OPTIONS = ({}, {"time_chunk": 2}, {"go_backwards": True}, {"zero_output_for_mask": True})
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("gradient", ["fused", "autodiff"])
-def test_padding_values_never_reach_values_or_gradients(reset_after, gradient):
+def test_padding_values_never_reach_values_or_gradients(reset_after):
     """Masked steps contribute exactly nothing: NaN, inf or huge padding gives the loss and
     the gradients of the rows run alone over their valid steps, and a zero gradient for
-    the padding itself."""
+    the padding itself; both backward passes, each option.
+
+    The masked calls (both backward passes, every option) and the references (forwards and
+    backwards) are one jitted program, compiled once and run for each padding."""
     cell = jaxgru.GRUCell(U, reset_after=reset_after)
     params = cell.init(jax.random.key(3), D)
-    for options in ({}, {"time_chunk": 2}, {"go_backwards": True}, {"zero_output_for_mask": True}):
-        masked = jax.jit(jax.value_and_grad(
-            lambda p, x: _masked_loss(cell, p, x, gradient=gradient, **options), argnums=(0, 1)))
-        expected_loss, (expected, expected_d_inputs) = jax.jit(jax.value_and_grad(
-            lambda p, x: _row_by_row_loss(cell, p, x, bool(options.get("go_backwards"))), argnums=(0, 1)))(params, X)
-        for padding in (np.nan, np.inf, -np.inf, 1e30):
-            loss, (grads, d_inputs) = masked(params, jnp.where(MASK[:, :, None], X, padding))
-            np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    variants = [(gradient, options) for gradient in ("fused", "autodiff") for options in PADDING_OPTIONS]
+
+    @jax.jit
+    def all_losses_and_grads(p, x_padded):
+        masked = [jax.value_and_grad(lambda p, x, g=gradient, o=options: _masked_loss(cell, p, x, gradient=g, **o),
+                                     argnums=(0, 1))(p, x_padded) for gradient, options in variants]
+        references = {backwards: jax.value_and_grad(lambda p, x, b=backwards: _row_by_row_loss(cell, p, x, b),
+                                                    argnums=(0, 1))(p, X) for backwards in (False, True)}
+        return masked, references
+
+    for padding in (np.nan, np.inf, -np.inf, 1e30):
+        masked, references = all_losses_and_grads(params, jnp.where(MASK[:, :, None], X, padding))
+        for (gradient, options), (loss, (grads, d_inputs)) in zip(variants, masked, strict=True):
+            expected_loss, (expected, expected_d_inputs) = references[bool(options.get("go_backwards"))]
+            where = f"{gradient} {options} {padding}"
+            np.testing.assert_allclose(loss, expected_loss, rtol=1e-5, err_msg=where)
             for name in params:
-                np.testing.assert_allclose(grads[name], expected[name], rtol=2e-4, atol=1e-5,
-                                           err_msg=f"{name} {options} {padding}")
-            assert np.all(d_inputs[~MASK] == 0)  # the padding's own gradient is exactly zero
-            np.testing.assert_allclose(d_inputs[MASK], expected_d_inputs[MASK], rtol=2e-4, atol=1e-5)
+                np.testing.assert_allclose(grads[name], expected[name], rtol=2e-4, atol=1e-5, err_msg=f"{name} {where}")
+            assert np.all(d_inputs[~MASK] == 0), where  # the padding's own gradient is exactly zero
+            np.testing.assert_allclose(d_inputs[MASK], expected_d_inputs[MASK], rtol=2e-4, atol=1e-5, err_msg=where)
 
 
 def test_padding_in_bidirectional_gradients():

@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from flax import nnx
 from helpers import random_params
 
@@ -23,6 +22,7 @@ from jaxgru.equinox import GRU as EqxGRU
 from jaxgru.interop.keras_layers import layer_from_config
 from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
+from references import torch
 
 B, T, D, U = 3, 6, 4, 5
 CELL = jaxgru.GRUCell(U)

@@ -3,12 +3,12 @@
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
-import torch
-from tf_keras.src.layers.rnn import gru as tf_keras_gru
 
 import jaxgru
 from keras_reference import keras_cell
+from references import lazy, tf, TF, torch
+
+tf_keras_gru = lazy("tf_keras.src.layers.rnn.gru")
 
 INPUT, UNITS = 3, 4
 
@@ -37,6 +37,7 @@ def keras_cudnn_params(weights, monkeypatch):
     return captured.value.args[0]
 
 
+@TF
 def test_to_cudnn_equals_keras_gpu_conversion_and_round_trips(monkeypatch):
     weights = keras_cell(UNITS, INPUT, seed=2).get_weights()
     params = jaxgru.from_keras(weights)

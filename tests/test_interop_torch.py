@@ -4,11 +4,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 import jaxgru
+from references import torch
 
-torch.manual_seed(0)
+
+@pytest.fixture(autouse=True)
+def _torch_seed():
+    """Every test draws torch's weights and inputs from the same seed, whichever ran before."""
+    torch.manual_seed(0)
+
+
 INPUT, UNITS, BATCH, STEPS = 3, 4, 2, 5
 
 

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from flax import nnx
 
 import jaxgru
+from references import torch
 
 D, U = 3, 4
 KEYS = jax.random.split(jax.random.key(0), 2)

@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
-from jaxgru.keras import GRU
+from references import TF, keras3
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_DIR = Path(__file__).parent / "keras_jax"
@@ -43,16 +42,19 @@ def test_on_the_jax_backend(group):
     assert " passed" in run.stdout and " skipped" not in run.stdout
 
 
+@TF
 def test_falls_back_to_keras_on_tensorflow():
     """On TensorFlow the layer is Keras's: the same outputs, states and dropout (same
     seed), with masks and go_backwards."""
-    assert keras.backend.backend() == "tensorflow"
+    from jaxgru.keras import GRU
+
+    assert keras3.backend.backend() == "tensorflow"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 5, 2)).astype(np.float32)
     mask = np.arange(5)[None, :] < np.array([[5], [2], [4]])
     kwargs = dict(return_sequences=True, return_state=True, go_backwards=True, dropout=0.3, recurrent_dropout=0.2,
                   seed=4)
-    reference, ours = keras.layers.GRU(4, **kwargs), GRU(4, **kwargs)
+    reference, ours = keras3.layers.GRU(4, **kwargs), GRU(4, **kwargs)
     reference.build((None, 5, 2))
     ours.build((None, 5, 2))
     ours.set_weights(reference.get_weights())

@@ -11,15 +11,14 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-import keras as keras3
 import numpy as np
 import pytest
-import tf_keras as keras
 
 import helpers
 import jaxgru
 from jaxgru.interop.keras_layers import layer_from_config
 from keras_reference import randomize
+from references import keras, keras3, TF
 
 B, T, D, U = 3, 5, 4, 6
 X = np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32)
@@ -55,6 +54,7 @@ TF_KERAS_GRUS = [
 ]
 
 
+@TF
 @pytest.mark.parametrize("options,mask", TF_KERAS_GRUS, ids=lambda o: ",".join(o) if isinstance(o, dict) else "")
 def test_tf_keras_gru(options, mask):
     layer = keras.layers.GRU(U, return_state=True, **options)
@@ -86,6 +86,7 @@ KERAS_3_GRUS = [
 ]
 
 
+@TF
 @pytest.mark.parametrize("options,mask", KERAS_3_GRUS, ids=lambda o: ",".join(o) if isinstance(o, dict) else "")
 def test_keras_3_gru(options, mask):
     layer = keras3.layers.GRU(U, return_state=True, **options)
@@ -104,6 +105,7 @@ def test_keras_3_gru(options, mask):
     assert layer_from_config(json.loads(json.dumps(serialized))) == (cell, rnn_options)
 
 
+@TF
 def test_keras_3_hard_sigmoid_is_keras_3s():
     # Keras 3's hard_sigmoid is relu6(x + 3) / 6; tf_keras's (jaxgru's name) clip(0.2 x + 0.5, 0, 1)
     layer = keras3.layers.GRU(U, return_sequences=True, return_state=True, recurrent_activation="hard_sigmoid",
@@ -120,6 +122,7 @@ def test_keras_3_hard_sigmoid_is_keras_3s():
     assert tf_cell.recurrent_activation == "hard_sigmoid"
 
 
+@TF
 def test_layer_of_a_model_config():
     inputs = keras3.Input((T, D))
     model = keras3.Model(inputs, keras3.layers.GRU(U, go_backwards=True, name="g")(inputs))
@@ -128,6 +131,7 @@ def test_layer_of_a_model_config():
     assert cell == jaxgru.GRUCell(U) and options == {**DEFAULT_OPTIONS, "go_backwards": True}
 
 
+@TF
 def test_keys_without_a_jaxgru_meaning_are_accepted():
     base = layer_from_config(keras.layers.GRU(U).get_config())
     assert layer_from_config(keras.layers.GRU(U, stateful=True, return_state=True).get_config()) == base
@@ -164,6 +168,7 @@ BIDIRECTIONALS = [
 ]
 
 
+@TF
 @pytest.mark.parametrize("make,merge_mode,backward,options,mask", BIDIRECTIONALS,
                          ids=lambda o: o.__name__ if callable(o) else str(o))
 def test_bidirectional(make, merge_mode, backward, options, mask):
@@ -185,6 +190,7 @@ def test_bidirectional(make, merge_mode, backward, options, mask):
         assert_close(a, e)
 
 
+@TF
 def test_bidirectional_serialized_forms():
     layer = keras3.layers.Bidirectional(keras3.layers.GRU(U, return_sequences=True), merge_mode="sum")
     layer.build((None, T, D))
@@ -195,6 +201,7 @@ def test_bidirectional_serialized_forms():
 
 
 # ---------------------------------------------------------------- seed
+@TF
 def test_cell_seed_warns_only_with_active_dropout():
     for options in (dict(seed=3, dropout=0.2), dict(seed=3, recurrent_dropout=0.5)):
         config = keras3.layers.GRUCell(U, **options).get_config()
@@ -207,6 +214,7 @@ def test_cell_seed_warns_only_with_active_dropout():
             jaxgru.GRUCell.from_config(keras3.layers.GRUCell(U, **options).get_config())
 
 
+@TF
 def test_layer_seed_warns_at_the_caller():
     with pytest.warns(UserWarning, match=r"config\['seed'\]=5: .*jaxgru.rnn") as record:
         layer_from_config(keras3.layers.GRU(U, seed=5, dropout=0.2).get_config())
@@ -218,41 +226,46 @@ def test_layer_seed_warns_at_the_caller():
 
 
 # ---------------------------------------------------------------- errors
-GRU_CONFIG = keras.layers.GRU(U).get_config()
+def gru_config():
+    return keras.layers.GRU(U).get_config()
 
 
+# Each config is built when the test runs (tf_keras's configs, not imported at collection).
+@TF
 @pytest.mark.parametrize("config,error,message", [
-    ("GRU", TypeError, "config: expected a Keras layer config dict, got str"),
-    (None, TypeError, "got NoneType"),
-    ({"class_name": "LSTM", "config": keras.layers.LSTM(U).get_config()}, ValueError, "class_name 'LSTM'"),
-    (keras.layers.LSTM(U).get_config(), ValueError, r"unknown keys \['unit_forget_bias'\]"),
-    ({**GRU_CONFIG, "foo": 1}, ValueError, r"unknown keys \['foo'\] for a Keras GRU layer"),
-    ({**GRU_CONFIG, "activity_regularizer": "l2"}, ValueError, r"config\['activity_regularizer'\]: 'l2'"),
-    ({**GRU_CONFIG, "return_sequences": "yes"}, TypeError, r"config\['return_sequences'\]: expected a bool"),
-    ({**GRU_CONFIG, "use_cudnn": "maybe"}, ValueError, r"config\['use_cudnn'\]"),
-    ({**GRU_CONFIG, "units": 0}, ValueError, "config: units"),
-    ({k: v for k, v in GRU_CONFIG.items() if k != "units"}, ValueError, "missing 'units'"),
-    ({"class_name": "GRU"}, ValueError, r"config\['config'\]: expected the layer's config dict"),
-    ({"class_name": "GRU", "config": GRU_CONFIG, "extra": 1}, ValueError, r"unknown keys \['extra'\]"),
-    ({"layer": "GRU"}, TypeError, r"config\['layer'\]: expected a Keras layer config dict"),
-    ({"layer": {"class_name": "GRU", "config": GRU_CONFIG}, "merge_mode": "max"}, ValueError,
+    (lambda: "GRU", TypeError, "config: expected a Keras layer config dict, got str"),
+    (lambda: None, TypeError, "got NoneType"),
+    (lambda: {"class_name": "LSTM", "config": keras.layers.LSTM(U).get_config()}, ValueError, "class_name 'LSTM'"),
+    (lambda: keras.layers.LSTM(U).get_config(), ValueError, r"unknown keys \['unit_forget_bias'\]"),
+    (lambda: {**gru_config(), "foo": 1}, ValueError, r"unknown keys \['foo'\] for a Keras GRU layer"),
+    (lambda: {**gru_config(), "activity_regularizer": "l2"}, ValueError, r"config\['activity_regularizer'\]: 'l2'"),
+    (lambda: {**gru_config(), "return_sequences": "yes"}, TypeError, r"config\['return_sequences'\]: expected a bool"),
+    (lambda: {**gru_config(), "use_cudnn": "maybe"}, ValueError, r"config\['use_cudnn'\]"),
+    (lambda: {**gru_config(), "units": 0}, ValueError, "config: units"),
+    (lambda: {k: v for k, v in gru_config().items() if k != "units"}, ValueError, "missing 'units'"),
+    (lambda: {"class_name": "GRU"}, ValueError, r"config\['config'\]: expected the layer's config dict"),
+    (lambda: {"class_name": "GRU", "config": gru_config(), "extra": 1}, ValueError, r"unknown keys \['extra'\]"),
+    (lambda: {"layer": "GRU"}, TypeError, r"config\['layer'\]: expected a Keras layer config dict"),
+    (lambda: {"layer": {"class_name": "GRU", "config": gru_config()}, "merge_mode": "max"}, ValueError,
      r"config\['merge_mode'\]: expected one of"),
-    ({"layer": {"class_name": "GRU", "config": GRU_CONFIG}, "num_constants": 1}, ValueError,
+    (lambda: {"layer": {"class_name": "GRU", "config": gru_config()}, "num_constants": 1}, ValueError,
      r"unknown keys \['num_constants'\] for a Keras Bidirectional"),
-    ({"merge_mode": "sum", "layer": {"class_name": "GRU", "config": GRU_CONFIG},
-      "backward_layer": {"class_name": "GRU", "config": {**GRU_CONFIG, "units": U + 1, "go_backwards": True}}},
+    (lambda: {"merge_mode": "sum", "layer": {"class_name": "GRU", "config": gru_config()},
+      "backward_layer": {"class_name": "GRU", "config": {**gru_config(), "units": U + 1, "go_backwards": True}}},
      ValueError, "'sum' needs equal units"),
-    ({"layer": {"class_name": "GRU", "config": GRU_CONFIG},
-      "backward_layer": {"class_name": "GRU", "config": {**GRU_CONFIG, "go_backwards": True, "time_major": True}}},
+    (lambda: {"layer": {"class_name": "GRU", "config": gru_config()},
+      "backward_layer": {"class_name": "GRU", "config": {**gru_config(), "go_backwards": True, "time_major": True}}},
      ValueError, r"config\['backward_layer'\]\['time_major'\]"),
-    ({"layer": {"class_name": "GRU", "config": {**GRU_CONFIG, "units": -1}}}, ValueError,
+    (lambda: {"layer": {"class_name": "GRU", "config": {**gru_config(), "units": -1}}}, ValueError,
      r"config\['layer'\]: units: expected a positive integer"),
 ])
 def test_bad_configs(config, error, message):
+    config = config()
     with pytest.raises(error, match=message):
         layer_from_config(config)
 
 
+@TF
 def test_bidirectional_of_lstm_is_named():
     config = keras.layers.Bidirectional(keras.layers.LSTM(U)).get_config()
     with pytest.raises(ValueError, match=r"config\['layer'\]: expected a GRU layer inside Bidirectional, "
@@ -260,6 +273,7 @@ def test_bidirectional_of_lstm_is_named():
         layer_from_config(config)
 
 
+@TF
 def test_bidirectional_with_a_backwards_forward_layer_is_rejected():
     # tf_keras then runs the forward layer backwards and the backward layer forwards
     config = keras.layers.Bidirectional(keras.layers.GRU(U, go_backwards=True)).get_config()

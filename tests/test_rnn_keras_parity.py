@@ -11,12 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tensorflow as tf
-import tf_keras as keras
 
 import helpers
 import jaxgru
 from keras_reference import params_of, randomize
+from references import keras, tf, TF
+
+pytestmark = TF  # every test here runs TensorFlow
 
 B, T, D, U = 5, 6, 3, 4
 ATOL = 1e-5

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 import jaxgru
 from helpers import assert_close, random_params
+from references import torch
 
 B, T, D, U, L = 3, 7, 4, 5, 3
 CELL = jaxgru.GRUCell(U)

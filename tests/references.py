@@ -1,0 +1,63 @@
+"""The heavy reference libraries (TensorFlow, tf_keras, Keras 3, torch), imported when a test
+first uses them rather than when pytest collects its file.
+
+Importing TensorFlow with tf_keras and Keras 3 costs a process about 780 MB, torch about
+220 MB. Every pytest-xdist worker collects every test file, so a top-level import in one
+file would load them into every worker. Test files name them here instead::
+
+    from references import TF, keras, tf
+
+    @TF
+    def test_against_keras():
+        keras.layers.GRUCell(4)  # tf_keras is imported here, on the first attribute
+
+and the tests that use TensorFlow, tf_keras or Keras 3 carry ``TF``, the xdist group
+that keeps them on one worker (``--dist loadgroup``): the other worker never loads
+TensorFlow. conftest.py fails the collection of a file that imports one of these libraries
+at the top.
+"""
+
+import importlib
+from types import ModuleType
+
+import pytest
+
+__all__ = ["HEAVY_MODULES", "TF", "keras", "keras3", "lazy", "tf", "torch"]
+
+# Imported by none of the test files at collection (conftest.py checks).
+HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "torch")
+
+# The xdist group of every test that imports TensorFlow (tf_keras and Keras 3 on its
+# TensorFlow backend included).
+TF = pytest.mark.xdist_group("tf")
+
+
+class _Lazy:
+    """A module imported on first attribute access (``keras.layers`` imports tf_keras)."""
+
+    def __init__(self, name: str):
+        self.__dict__["_name"] = name
+
+    def _module(self) -> ModuleType:
+        return importlib.import_module(self.__dict__["_name"])
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("_"):
+            # What pytest looks for on every name of a test module (__test__, fixture
+            # markers) must not import the library; no test reads a private name of one.
+            raise AttributeError(attribute)
+        return getattr(self._module(), attribute)
+
+    def __repr__(self) -> str:
+        return f"<module {self.__dict__['_name']!r}, imported on first use>"
+
+
+def lazy(name: str) -> _Lazy:
+    """The module ``name`` (a dotted name), imported when one of its attributes is first read."""
+    return _Lazy(name)
+
+
+tf = lazy("tensorflow")
+keras = lazy("tf_keras")  # the reference Keras 2 (the suite's Keras 3 runs on TensorFlow too)
+keras3 = lazy("keras")
+torch = lazy("torch")
