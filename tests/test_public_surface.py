@@ -11,6 +11,10 @@ import pytest
 
 import jaxgru
 from jaxgru._deprecations import DEPRECATED_MODULES, FILELESS_MODULES, MOVED_NAMES
+from references import TF
+
+# Importing every public module imports jaxgru.keras, which imports Keras 3 on TensorFlow.
+pytestmark = TF
 
 PACKAGE = Path(jaxgru.__file__).parent
 MOST_PUBLIC_NAMES = 120
