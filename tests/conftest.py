@@ -79,8 +79,10 @@ def _add_xdist_groups(items):
     of the tests marked xdist_group, where xdist could not add it: pytest 9.2 keeps node ids
     in ``Node._id``, and xdist 3.8 still writes ``_nodeid`` (pytest-dev/pytest-xdist#1386),
     so every group would be spread over the workers."""
-    from _pytest.nodeid import coerce_node_id
-
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # another pytest: the groups are then xdist's own (or spread, still correct)
+        return
     for item in items:
         groups = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
                   for mark in item.iter_markers("xdist_group")}
