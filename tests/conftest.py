@@ -2,6 +2,7 @@
 for the test run, and a float64 switch for gradient checks."""
 
 import atexit
+import ctypes
 import gc
 import os
 import shutil
@@ -108,11 +109,15 @@ def pytest_make_collect_report(collector):
 
 
 # A worker that has compiled many programs holds them all (and the traces behind them)
-# until it exits (six interop and Flax files run in one process: 2.4 GiB resident; 1.9 GiB
-# when released after each module). Past this resident size, the end of a test module drops
-# JAX's in-memory caches and Keras's graph state; a later module that needs a program again
-# compiles it, or reads it from the run's compilation cache.
-RELEASE_ABOVE_BYTES = 3 << 29  # 1.5 GiB
+# until it exits. Once a process has grown by RELEASE_GROWTH_BYTES since its previous
+# release (or since its first test module began), the end of a test module drops JAX's
+# in-memory caches and Keras's graph state, and hands the freed memory back to the system
+# (glibc's malloc_trim: freed memory otherwise stays in the process; measured on 40 small
+# gradient programs: 779 MB resident, 771 MB after jax.clear_caches, 324 MB after the
+# trim). A later module that needs a program again reads it from the run's compilation
+# cache.
+RELEASE_GROWTH_BYTES = 1 << 29  # 512 MiB
+_released_at: list[int] = []  # the resident size after the last release
 
 
 def _resident_bytes() -> int:
@@ -124,12 +129,24 @@ def _resident_bytes() -> int:
         return 0
 
 
+def _return_freed_memory() -> None:
+    """glibc's ``malloc_trim(0)``; nothing where the C library is another."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _release_compiled_programs():
+    if not _released_at:
+        _released_at.append(_resident_bytes())
     yield
-    if _resident_bytes() > RELEASE_ABOVE_BYTES:
+    if _resident_bytes() > _released_at[-1] + RELEASE_GROWTH_BYTES:
         jax.clear_caches()
         for name in ("tf_keras", "keras"):
             if name in sys.modules:
                 sys.modules[name].backend.clear_session()
         gc.collect()
+        _return_freed_memory()
+        _released_at.append(_resident_bytes())
