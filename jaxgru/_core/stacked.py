@@ -16,6 +16,7 @@ from jaxgru._core.dropout import inverted_dropout_masks
 from jaxgru._core.recurrent import bidirectional as run_bidirectional
 from jaxgru._core.recurrent import rnn as run_rnn
 from jaxgru._core.validation import as_floating_array, check_flags, check_key
+from jaxgru._deprecations import RENAMED_KEYWORDS
 
 __all__ = ["stacked_rnn"]
 
@@ -99,7 +100,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
       **options (Any): the rest of `jaxgru.rnn`'s keywords (``unroll``, ``remat``,
         ``gradient``, ``time_chunk``, and ``go_backwards``, ``zero_output_for_mask`` for
         the unidirectional case), passed to every layer. Explicit per-sequence
-        ``dropout_masks`` (or their deprecated name ``masks``) are refused with a
+        ``dropout_masks`` (under their current or deprecated name) are refused with a
         ValueError: one `DropoutMasks` fits one layer's input size, and each layer draws
         its own from ``rng``. For masks of your own in every layer, call `jaxgru.rnn`
         once per layer with that layer's ``dropout_masks=`` (the loop above).
@@ -117,7 +118,7 @@ def stacked_rnn(cells: GRUCell | Sequence[LayerCell], layers: Sequence[Any], inp
     """
     check_flags(training=training, time_major=time_major, return_sequences=return_sequences)
     dropout = layer_options.check_stack_options(bidirectional=bidirectional, dropout=dropout, merge_mode=merge_mode)
-    for name in ("dropout_masks", "masks"):
+    for name in ("dropout_masks", *(old for old, new in RENAMED_KEYWORDS.items() if new == "dropout_masks")):
         if name in options:
             raise ValueError(f"{name}: one DropoutMasks fits one layer's input size (D for layer 0, the previous "
                              "layer's output features after it), so stacked_rnn does not take explicit masks: "
