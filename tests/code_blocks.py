@@ -1,48 +1,34 @@
 """Runs the ```python blocks of a Markdown file as a reader copies them: each one alone.
 
-All blocks of one file run in ONE child interpreter (imports are cached, so the file pays
-for jax, tf_keras or torch once), each in a fresh namespace of its own: a block that uses a
-name another block defined fails with ``NameError``, as it would in a fresh interpreter.
-The child applies the same warning filters as pytest (``filterwarnings`` in pyproject.toml:
-warnings are errors, except the listed third-party ones) and reports every failing block
-with its file line and traceback.
+Every block runs in this test process, in a fresh namespace of its own: a block that uses
+a name another block defined fails with ``NameError``, as it would in a fresh interpreter.
+What the blocks share is what an interpreter caches, the imported modules (so a page pays
+for jax, tf_keras or torch once per test process, not once per page) and JAX's compiled
+programs; what a block may change for the whole process is put back after it, so that no
+block sees another's: ``jax.config`` (a block may turn on float64), ``os.environ``,
+``sys.path``, the working directory (the repository root while blocks run), Keras 3's
+dtype policy, and open matplotlib figures. Warnings are the test's (pytest's
+``filterwarnings``: errors, except the listed third-party ones). Every failing block is
+reported with its file line and traceback.
+
+The test process has eight CPU devices (conftest.py), where a reader's has one: a block
+that uses `jaxgru.parallel` must work with either.
 """
 
-import json
+import contextlib
 import os
 import re
-import subprocess
 import sys
-import tomllib
+import traceback
 from pathlib import Path
+
+import jax
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-_CHILD = r"""
-import importlib, json, sys, traceback, warnings
-
-request = json.load(sys.stdin)
-warnings.simplefilter("error")
-for entry in request["filters"]:
-    action, message, category, module = (entry.split(":", 3) + ["", "", ""])[:4]
-    if category:
-        module_name, _, name = category.rpartition(".")
-        category = getattr(importlib.import_module(module_name or "builtins"), name)
-    else:
-        category = Warning
-    warnings.filterwarnings(action, message=message, category=category, module=module)
-
-failures = []
-for line, code in request["blocks"]:
-    namespace = {"__name__": "__main__"}
-    try:
-        # Padded so that a traceback points at the file's own line numbers.
-        exec(compile("\n" * (line - 1) + code, request["path"], "exec"), namespace)
-    except BaseException:
-        failures.append([line, traceback.format_exc()])
-print("\n@@results@@" + json.dumps(failures))
-"""
+# A page whose blocks import TensorFlow (tf_keras, SavedModel) runs in the xdist group that
+# keeps TensorFlow on one worker (references.TF).
+TENSORFLOW = re.compile(r"\b(tensorflow|tf_keras)\b")
 
 
 def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
@@ -51,27 +37,56 @@ def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
             for match in FENCE.finditer(text) if match.group(1) == language]
 
 
-def _warning_filters() -> list[str]:
-    with open(ROOT / "pyproject.toml", "rb") as file:
-        return tomllib.load(file)["tool"]["pytest"]["ini_options"]["filterwarnings"]
+def uses_tensorflow(path: Path) -> bool:
+    """Whether a page's python blocks import TensorFlow or tf_keras."""
+    return any(TENSORFLOW.search(code) for _, code in fenced_blocks(path.read_text(encoding="utf-8"), "python"))
 
 
-def run_alone(path: str, blocks: list[tuple[int, str]], timeout: float = 600) -> list[tuple[int, str]]:
-    """Runs every ``(line, code)`` block in a fresh namespace of one child interpreter.
+@contextlib.contextmanager
+def _process_state_restored():
+    """Puts back, on exit, what a block may change for the whole process."""
+    config = dict(jax.config.values)
+    environ, path, cwd = dict(os.environ), list(sys.path), os.getcwd()
+    keras = sys.modules.get("keras")
+    policy = keras.config.dtype_policy() if keras is not None else None
+    os.chdir(ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.path[:] = path
+        # Only what changed: unsetting a variable while a library's thread reads the
+        # environment can crash the process.
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        for name, value in environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+        for name, value in config.items():
+            if jax.config.values.get(name) != value:
+                jax.config.update(name, value)
+        if policy is not None:
+            keras.config.set_dtype_policy(policy)
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+
+def run_alone(path: str, blocks: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Runs every ``(line, code)`` block in a fresh namespace, in this process.
 
     Returns ``(line, traceback)`` for each block that raised; an empty list when all ran.
-    The child imports this checkout's jaxgru (the repository root leads ``PYTHONPATH``).
     """
-    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=python_path, MPLBACKEND="Agg")
-    request = json.dumps({"path": str(path), "blocks": blocks, "filters": _warning_filters()})
-    done = subprocess.run([sys.executable, "-c", _CHILD], input=request, capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout)
-    head, marker, results = done.stdout.rpartition("\n@@results@@")
-    if done.returncode != 0 or not marker:
-        raise AssertionError(f"{path}: the child interpreter exited with status {done.returncode}:\n"
-                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return [(line, trace) for line, trace in json.loads(results)]
+    failures = []
+    for line, code in blocks:
+        namespace = {"__name__": "__main__"}
+        with _process_state_restored():
+            try:
+                # Padded so that a traceback points at the file's own line numbers.
+                exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
+            except Exception:
+                failures.append((line, traceback.format_exc()))
+        namespace.clear()
+    return failures
 
 
 def assert_blocks_run_alone(path: Path, language: str = "python") -> None:

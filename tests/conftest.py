@@ -1,5 +1,5 @@
-"""Shared test setup: quiet TensorFlow on the CPU, Keras 3 on TensorFlow, a compilation cache
-for the test run, and a float64 switch for gradient checks."""
+"""Shared test setup: quiet TensorFlow on the CPU, Keras 3 on JAX, eight CPU devices, a
+compilation cache for the test run, and a float64 switch for gradient checks."""
 
 import atexit
 import ctypes
@@ -12,13 +12,23 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-# Keras 3 on its default TensorFlow backend in every test process, before any test module
-# is collected (benchmarks.peers, imported by test_benchmarks, would otherwise pick JAX).
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Keras 3 on JAX in every test process, set before any test module is collected (Keras
+# fixes its backend at import): `jaxgru.keras.GRU` is tested in the backend it serves, and
+# Keras 3 does not import TensorFlow. Its TensorFlow fallback runs in a child process
+# (test_keras_layer.py).
+os.environ["KERAS_BACKEND"] = "jax"
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and examples are never shown
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 from references import HEAVY_MODULES  # noqa: E402
+
+# Eight CPU devices in every test process, so that the data-parallel tests (jaxgru.parallel,
+# Keras's distribution API) run here and not in child processes. A jitted function without
+# shardings still runs on the first device alone. Child processes that tests start keep
+# JAX's default (the setting is this process's, not the environment's).
+TEST_DEVICES = 8
+jax.config.update("jax_num_cpu_devices", TEST_DEVICES)
 
 # Most of the suite's time is XLA compilation, and tests compile the same program through
 # different functions (a new jax.jit or lambda per test, the same shapes). JAX's persistent

@@ -1,26 +1,17 @@
-"""Data-parallel checks on 8 CPU devices, run by `test_parallel.py` in a subprocess.
+"""Data-parallel scenarios on 8 CPU devices, each against the same function jitted on one
+device without a mesh; `test_parallel.py` runs them and checks what they measured.
 
-JAX fixes its device count when it is first imported, so these checks live in their own
-process: ``python tests/parallel_devices.py SCENARIO`` sets
-``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before importing jax, runs one
-scenario and prints its measurements as one JSON line. Each scenario compares the
-8-device computation against the same function jitted on one device, without a mesh.
+Every test process has eight CPU devices (conftest.py); each scenario returns its
+measurements as a dict.
 """
 
-import json
-import os
-import sys
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-import jaxgru  # noqa: E402
-from jaxgru import parallel  # noqa: E402
+import jaxgru
+from jaxgru import parallel
 
 DEVICES = 8
 B, T, D, U = 16, 6, 3, 8
@@ -231,8 +222,3 @@ def scenario_flax():
 
 SCENARIOS = {"gradients": scenario_gradients, "train_step": scenario_train_step, "dropout": scenario_dropout,
              "flax": scenario_flax}
-
-if __name__ == "__main__":
-    if jax.device_count() != DEVICES:
-        sys.exit(f"expected {DEVICES} devices, got {jax.device_count()}: jax was configured before XLA_FLAGS was set.")
-    print(json.dumps(SCENARIOS[sys.argv[1]]()))

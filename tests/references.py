@@ -1,9 +1,9 @@
-"""The heavy reference libraries (TensorFlow, tf_keras, Keras 3, torch), imported when a test
-first uses them rather than when pytest collects its file.
+"""The heavy reference libraries (TensorFlow, tf_keras, torch) and Keras 3, imported when a
+test first uses them rather than when pytest collects its file.
 
-Importing TensorFlow with tf_keras and Keras 3 costs a process about 780 MB, torch about
-220 MB. Every pytest-xdist worker collects every test file, so a top-level import in one
-file would load them into every worker. Test files name them here instead::
+Importing TensorFlow with tf_keras costs a process about 800 MB, torch about 180 MB over
+JAX, Keras 3 (on JAX, conftest.py) about 180 MB. Every pytest-xdist worker collects every
+test file, so a top-level import in one file would load them into every worker. Test files name them here instead::
 
     from references import TF, keras, tf
 
@@ -11,10 +11,11 @@ file would load them into every worker. Test files name them here instead::
     def test_against_keras():
         keras.layers.GRUCell(4)  # tf_keras is imported here, on the first attribute
 
-and the tests that use TensorFlow, tf_keras or Keras 3 carry ``TF``, the xdist group
-that keeps them on one worker (``--dist loadgroup``): the other worker never loads
-TensorFlow. conftest.py fails the collection of a file that imports one of these libraries
-at the top.
+and the tests that use TensorFlow or tf_keras carry ``TF``, the xdist group that keeps
+them on one worker (``--dist loadgroup``): the other worker never loads TensorFlow.
+conftest.py fails the collection of a file that imports TensorFlow, tf_keras or torch at
+the top (Keras's own test files, run against `jaxgru.keras.GRU` as upstream wrote them,
+import Keras 3 at the top).
 """
 
 import importlib
@@ -25,10 +26,9 @@ import pytest
 __all__ = ["HEAVY_MODULES", "TF", "keras", "keras3", "lazy", "tf", "torch"]
 
 # Imported by none of the test files at collection (conftest.py checks).
-HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "torch")
+HEAVY_MODULES = ("tensorflow", "tf_keras", "torch")
 
-# The xdist group of every test that imports TensorFlow (tf_keras and Keras 3 on its
-# TensorFlow backend included).
+# The xdist group of every test that imports TensorFlow (tf_keras included).
 TF = pytest.mark.xdist_group("tf")
 
 
@@ -58,6 +58,6 @@ def lazy(name: str) -> _Lazy:
 
 
 tf = lazy("tensorflow")
-keras = lazy("tf_keras")  # the reference Keras 2 (the suite's Keras 3 runs on TensorFlow too)
-keras3 = lazy("keras")
+keras = lazy("tf_keras")  # the reference Keras 2
+keras3 = lazy("keras")  # on JAX (conftest.py)
 torch = lazy("torch")

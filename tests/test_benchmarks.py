@@ -9,15 +9,13 @@ from references import TF
 
 TINY = Problem(batch=2, steps=3, features=2, units=3, reset_after=True, lengths=np.array([3, 2]))
 PROBLEMS = {"reset_after-masked": TINY, "reset_before": TINY._replace(reset_after=False, lengths=None)}
-# What each library cannot run: one convention only, no mask, or (Keras 3) a backend the
-# test processes do not load (they run Keras 3 on TensorFlow).
+# What each library cannot run: one convention only, or no mask.
 UNSUPPORTED = {("flax linen", "reset_before"), ("flax nnx", "reset_before"), ("equinox", "reset_before"),
-               ("torch", "reset_before"), ("haiku", "reset_after-masked"),
-               ("keras 3 (jax)", "reset_after-masked"), ("keras 3 (jax)", "reset_before")}
+               ("torch", "reset_before"), ("haiku", "reset_after-masked")}
 
 
-# The Keras peers import TensorFlow (Keras 3 included: the test processes load it on TensorFlow).
-TF_PEERS = {"keras 3 (jax)", "tf_keras"}
+# The peers that import TensorFlow (Keras 3 runs on JAX in the test processes, conftest.py).
+TF_PEERS = {"tf_keras"}
 
 
 @pytest.mark.parametrize("peer", [pytest.param(peer, marks=TF) if peer in TF_PEERS else peer for peer in sorted(PEERS)])

@@ -1,7 +1,7 @@
 """The documentation site stays true: its Python runs and its API reference names real objects.
 
 * Every ```python block of every page under docs/ runs alone, in a fresh namespace of its
-  own (one child interpreter per page), as a reader pastes it into a fresh interpreter.
+  own (code_blocks.py), as a reader pastes it into a fresh interpreter.
 * Every ``::: name`` directive (mkdocstrings) names an importable object, and every name an
   explicit ``members:`` option lists exists on it.
 * Every name in ``jaxgru.__all__`` is documented by one of those directives.
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from code_blocks import assert_blocks_run_alone, fenced_blocks
+from code_blocks import assert_blocks_run_alone, fenced_blocks, uses_tensorflow
+from references import TF
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -64,7 +65,8 @@ def test_pages_exist():
         "docs/ has no ```python blocks to check"
 
 
-@pytest.mark.parametrize("page", CODE_PAGES, ids=[str(page.relative_to(DOCS)) for page in CODE_PAGES])
+@pytest.mark.parametrize("page", [pytest.param(page, marks=[TF] if uses_tensorflow(page) else [])
+                                  for page in CODE_PAGES], ids=[str(page.relative_to(DOCS)) for page in CODE_PAGES])
 def test_python_blocks_run_alone(page):
     assert_blocks_run_alone(page)
 

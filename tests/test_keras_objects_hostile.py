@@ -3,9 +3,9 @@
 * Every documented field of every supported class, given a value of the wrong type or a
   non-finite number, is a ValueError at construction naming the argument and the field.
 * Malformed config dicts (class_name or config of the wrong type, stray keys) likewise.
-* The edge values jaxgru accepts compute what tf_keras and Keras 3 compute (both run
-  here as the references); those it rejects are ones where they disagree, shown by running
-  them (Keras 3 on its JAX backend in a subprocess), or that bound a norm below 0.
+* The edge values jaxgru accepts compute what tf_keras and Keras 3 (on JAX, conftest.py)
+  compute, both run here as the references; those it rejects are ones where they
+  disagree, shown by running them, or that bound a norm below 0.
 * A property test: random configs either fail at construction naming the argument, or
   give a cell that hashes, round-trips through JSON, is a static argument of `jax.jit`,
   and initialises, penalises and constrains to finite values.
@@ -13,10 +13,7 @@
 
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -196,8 +193,8 @@ def test_edge_constraints_equal_tf_keras_and_keras_3(class_name, config):
     references = (getattr(tf_keras.constraints, class_name)(**config),
                   getattr(keras3.constraints, class_name)(**config))
     for name, w in params.items():
-        for reference in references:
-            expected = np.asarray(keras3.ops.convert_to_numpy(reference(tf.constant(w))))
+        for reference, weight in zip(references, (tf.constant(w), keras3.ops.convert_to_tensor(w)), strict=True):
+            expected = np.asarray(keras3.ops.convert_to_numpy(reference(weight)))
             np.testing.assert_allclose(ours[name], expected, rtol=1e-6, atol=1e-7, err_msg=f"{name} {reference}")
 
 
@@ -225,9 +222,10 @@ def test_axis_beyond_the_weight_fails_when_applied_like_keras(config):
     w = _weights()["recurrent_kernel"]
     with pytest.raises(ValueError, match=r"^recurrent_constraint: axis .*(out of range|repeats)"):
         jax.jit(cell.constrain)(_weights())
-    for reference in (tf_keras.constraints.MaxNorm(**config), keras3.constraints.MaxNorm(**config)):
+    for reference, weight in ((tf_keras.constraints.MaxNorm(**config), tf.constant(w)),
+                              (keras3.constraints.MaxNorm(**config), keras3.ops.convert_to_tensor(w))):
         with pytest.raises(Exception):  # noqa: B017 (tf raises InvalidArgumentError)
-            reference(tf.constant(w))
+            reference(weight)
 
 
 def test_axis_beyond_a_1d_bias_names_the_argument():
@@ -237,27 +235,14 @@ def test_axis_beyond_a_1d_bias_names_the_argument():
         cell.constrain(params)
 
 
-_KERAS_3_JAX_SCRIPT = """
-import json, numpy as np, keras
-assert keras.backend.backend() == "jax"
-w = np.asarray(json.loads(input()), np.float32)
-u = keras.initializers.RandomUniform(1.0, -1.0, seed=1)((1000,))
-print(json.dumps({
-    "max_norm": np.asarray(keras.constraints.MaxNorm(-1.0)(w)).tolist(),
-    "min_max_norm": np.asarray(keras.constraints.MinMaxNorm(2.0, 1.0)(w)).tolist(),
-    "uniform": [float(np.min(u)), float(np.max(u))],
-}))
-"""
-
-
 @TF
 def test_rejected_values_are_ones_where_keras_backends_disagree():
-    """tf_keras (and Keras 3 on TensorFlow) against Keras 3 on JAX, run in a subprocess."""
+    """tf_keras against Keras 3 on JAX."""
     w = _weights()["kernel"]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run([sys.executable, "-c", _KERAS_3_JAX_SCRIPT], input=json.dumps(w.tolist()), env=env,
-                         capture_output=True, text=True, timeout=120, check=True)
-    keras_jax = json.loads(run.stdout.strip().splitlines()[-1])
+    u = keras3.initializers.RandomUniform(1.0, -1.0, seed=1)((1000,))
+    keras_jax = {"max_norm": np.asarray(keras3.constraints.MaxNorm(-1.0)(w)),
+                 "min_max_norm": np.asarray(keras3.constraints.MinMaxNorm(2.0, 1.0)(w)),
+                 "uniform": [float(np.min(u)), float(np.max(u))]}
     tf_max_norm = tf_keras.constraints.MaxNorm(-1.0)(tf.constant(w)).numpy()
     tf_min_max = tf_keras.constraints.MinMaxNorm(2.0, 1.0)(tf.constant(w)).numpy()
     tf_uniform = tf_keras.initializers.RandomUniform(1.0, -1.0, seed=1)((1000,)).numpy()
@@ -281,7 +266,8 @@ def test_edge_regularizers_equal_tf_keras_and_keras_3(class_name, config):
     params = _weights(1)
     ours = float(cell.penalty(params))
     for module in (tf_keras.regularizers, keras3.regularizers):
-        expected = float(np.asarray(getattr(module, class_name)(**config)(tf.constant(params["kernel"]))))
+        weight = (tf.constant if module is tf_keras.regularizers else keras3.ops.convert_to_tensor)(params["kernel"])
+        expected = float(np.asarray(getattr(module, class_name)(**config)(weight)))
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-8, err_msg=str(module))
 
 

@@ -1,33 +1,25 @@
 """`jaxgru.parallel`: 8-way data parallelism equals one device; argument checks.
 
-The 8-device checks run `parallel_devices.py` in a subprocess, where
-``XLA_FLAGS=--xla_force_host_platform_device_count=8`` is set before jax is imported
-(this process's jax already has its device count).
+The 8-device scenarios are in `parallel_devices.py`; every test process has eight CPU
+devices (conftest.py).
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from parallel_devices import DEVICES, SCENARIOS
 
 import jaxgru
 from jaxgru import parallel
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_devices.py")
 FLOAT32_TOLERANCE = 1e-5
 
 
 def run_scenario(name: str) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, SCRIPT, name], capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    assert jax.device_count() == DEVICES, f"needs {DEVICES} CPU devices (conftest.py), got {jax.device_count()}"
+    return SCENARIOS[name]()
 
 
 def test_loss_gradients_and_outputs_on_8_devices_equal_one_device():

@@ -1,14 +1,6 @@
-"""Tests of `jaxgru.keras` on Keras 3's JAX backend.
-
-Keras fixes its backend when first imported, and the main test process runs Keras 3 on
-TensorFlow, so these files (``check_*.py``, a name the main collection does not pick up)
-run in child processes started by ``tests/test_keras_layer.py`` with ``KERAS_BACKEND=jax``
-and four CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``). To run one
-by hand::
-
-    KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=4 \\
-        python -m pytest -o python_files='check_*.py' tests/keras_jax/check_parity.py
-"""
+"""Tests of `jaxgru.keras.GRU` on Keras 3's JAX backend (the backend of every test process,
+tests/conftest.py): Keras's own GRU and Bidirectional tests run against our layer as
+upstream wrote them, parity with ``keras.layers.GRU``, and models."""
 
 import pytest
 
@@ -24,4 +16,4 @@ def pytest_configure(config):
 def _keras_on_jax():
     import keras
 
-    assert keras.backend.backend() == "jax", "tests/keras_jax needs KERAS_BACKEND=jax (see this conftest)"
+    assert keras.backend.backend() == "jax", "tests/keras_jax needs Keras 3 on JAX (tests/conftest.py)"
