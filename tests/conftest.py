@@ -2,6 +2,7 @@
 compilation cache for the test run, and a float64 switch for gradient checks."""
 
 import atexit
+import contextlib
 import ctypes
 import gc
 import os
@@ -9,6 +10,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: heavy children may then overlap
+    fcntl = None
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -19,7 +25,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and examples are never shown
 
-import jax  # noqa: E402
 import pytest  # noqa: E402
 from references import HEAVY_MODULES  # noqa: E402
 
@@ -28,34 +33,67 @@ from references import HEAVY_MODULES  # noqa: E402
 # shardings still runs on the first device alone. Child processes that tests start keep
 # JAX's default (the setting is this process's, not the environment's).
 TEST_DEVICES = 8
-jax.config.update("jax_num_cpu_devices", TEST_DEVICES)
 
 # Most of the suite's time is XLA compilation, and tests compile the same program through
 # different functions (a new jax.jit or lambda per test, the same shapes). JAX's persistent
 # compilation cache, keyed by the program itself, compiles each one once: every test process
-# (the xdist controller and each worker) gets a fresh, empty directory of its own, removed
-# when its session ends, so nothing is carried from one run to the next and only one process
-# writes to a directory (JAX writes entries in place, so a reader in another process could
-# see half an entry). Child processes that tests start are not given it.
-# JAXGRU_TEST_COMPILATION_CACHE=0 turns it off.
-_CACHE_DIR = None
-if os.environ.get("JAXGRU_TEST_COMPILATION_CACHE", "1") != "0":
-    _CACHE_DIR = tempfile.mkdtemp(prefix="jaxgru-test-xla-")
-    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)  # xdist workers may not reach it
-    jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # of any size
+# gets a fresh, empty directory of its own, removed when its session ends, so nothing is
+# carried from one run to the next and only one process writes to a directory (JAX writes
+# entries in place, so a reader in another process could see half an entry). Child
+# processes that tests start are not given it. JAXGRU_TEST_COMPILATION_CACHE=0 turns it off.
+_CACHE_DIR: list[str] = []
+
+
+def pytest_configure(config):
+    # The xdist controller hands the tests to its workers and runs none: it never imports
+    # JAX (about 100 MB).
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        return
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", TEST_DEVICES)
+    if os.environ.get("JAXGRU_TEST_COMPILATION_CACHE", "1") != "0":
+        _CACHE_DIR.append(tempfile.mkdtemp(prefix="jaxgru-test-xla-"))
+        atexit.register(shutil.rmtree, _CACHE_DIR[0], ignore_errors=True)  # xdist workers may not reach it
+        jax.config.update("jax_compilation_cache_dir", _CACHE_DIR[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # every program, however quick
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # of any size
 
 
 def pytest_sessionfinish(session, exitstatus):
     # Before an xdist worker reports that it finished: the controller may end it right after.
-    if _CACHE_DIR is not None:
-        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+    for directory in _CACHE_DIR:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def one_heavy_child_at_a_time(tmp_path_factory, worker_id):
+    """A context manager to start a memory-heavy child process in (a notebook kernel, a
+    TensorFlow interpreter, a multi-process launch): while one test's heavy children run,
+    another worker's wait, so that the run's memory peak holds the two workers and one set
+    of children, not two. A file lock in the run's shared temporary directory; without
+    xdist (one process) it only runs the block."""
+    if worker_id == "master" or fcntl is None:
+        return contextlib.nullcontext
+    lock_path = tmp_path_factory.getbasetemp().parent / "heavy-children.lock"
+
+    @contextlib.contextmanager
+    def held():
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    return held
 
 
 @pytest.fixture
 def x64():
     """Runs the test with float64 enabled in JAX (float32 stays the default elsewhere)."""
+    import jax
+
     with jax.enable_x64(True):
         yield
 
@@ -120,13 +158,12 @@ def pytest_make_collect_report(collector):
 
 # A worker that has compiled many programs holds them all (and the traces behind them)
 # until it exits. Once a process has grown by RELEASE_GROWTH_BYTES since its previous
-# release (or since its first test module began), the end of a test module drops JAX's
-# in-memory caches and Keras's graph state, and hands the freed memory back to the system
-# (glibc's malloc_trim: freed memory otherwise stays in the process; measured on 40 small
-# gradient programs: 779 MB resident, 771 MB after jax.clear_caches, 324 MB after the
-# trim). A later module that needs a program again reads it from the run's compilation
-# cache.
-RELEASE_GROWTH_BYTES = 1 << 29  # 512 MiB
+# release (or since its first test began), the end of a test drops JAX's in-memory caches
+# and Keras's graph state, and hands the freed memory back to the system (glibc's
+# malloc_trim: freed memory otherwise stays in the process; measured on 40 small gradient
+# programs: 779 MB resident, 771 MB after jax.clear_caches, 324 MB after the trim). A
+# later test that needs a program again reads it from the run's compilation cache.
+RELEASE_GROWTH_BYTES = 1 << 28  # 256 MiB
 _released_at: list[int] = []  # the resident size after the last release
 
 
@@ -147,12 +184,14 @@ def _return_freed_memory() -> None:
         pass
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def _release_compiled_programs():
     if not _released_at:
         _released_at.append(_resident_bytes())
     yield
     if _resident_bytes() > _released_at[-1] + RELEASE_GROWTH_BYTES:
+        import jax
+
         jax.clear_caches()
         for name in ("tf_keras", "keras"):
             if name in sys.modules:
