@@ -3,15 +3,18 @@ loopback by `jax.distributed` with JAX's gloo CPU collectives, train as 1 proces
 devices; orbax checkpoints move between the two process counts; a process that dies
 stops the other.
 
-Every process is `multiprocess_worker.py`. One launch, two runs side by side:
+Every process is `multiprocess_worker.py`. One launch, its runs one after the other (at
+most two processes alive at a time):
 
-* 2 processes train from the initial params, each loading only its own rows, and save a
-  checkpoint after ``SAVE_AT`` steps; 1 process with 4 devices does the same;
-* each run then restores the other's checkpoint onto its own mesh and trains on;
-* the 2-process run keeps training until the test kills process 1; process 0 must then
-  exit non-zero within ``FAULT_BOUND_S``;
-* meanwhile `examples/train_data_parallel.py` runs as 2 local processes, as the parallel
-  guide starts it.
+* 1 process with 4 devices trains from the initial params and saves a checkpoint after
+  ``SAVE_AT`` steps;
+* then 2 processes do the same, each loading only its own rows, restore the 1-process
+  checkpoint onto their own mesh and train on from it, and keep training until the test
+  kills process 1; process 0 must then exit non-zero within ``FAULT_BOUND_S``;
+* meanwhile, as process 0 notices, 1 process restores the 2-process checkpoint onto its
+  4-device mesh and trains on from it;
+* last, `examples/train_data_parallel.py` runs as 2 local processes, as the parallel guide
+  starts it.
 
 The launcher has a hard deadline and fails as soon as a process exits early (a process
 waiting for a dead peer would otherwise hang until JAX's own timeouts); every process
@@ -57,20 +60,23 @@ def worker_command(out: str, devices: int, flags, num_processes: int = 1, proces
 
 class Processes:
     """Runs of workers, started with `start`, each process writing its output to
-    ``out/<run>/process<i>.log``. A context manager: on exit, every process still running
-    is killed."""
+    ``out/<run>/process<i>.log``; `retire` stops watching a run that was stopped on
+    purpose. A context manager: on exit, every process still running is killed."""
 
     def __init__(self, out: str):
         self.out, self.deadline = out, time.monotonic() + DEADLINE_S
         self.processes: dict[tuple[str, int], subprocess.Popen] = {}
-        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+        self.retired: dict[tuple[str, int], subprocess.Popen] = {}
+        # XLA's backend optimizations off: the processes compile a few small programs and
+        # run them a few steps, so compilation is most of their CPU time.
+        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
         self.env.pop("XLA_FLAGS", None)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        for process in self.processes.values():
+        for process in [*self.processes.values(), *self.retired.values()]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
@@ -87,6 +93,12 @@ class Processes:
             with open(self._log(run, i), "w") as log:
                 self.processes[run, i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
+    def retire(self, run: str) -> None:
+        """Stops checking ``run``'s processes (killed by the test): `wait_until` no longer
+        fails on their exit codes; a process of it still running is killed on exit."""
+        for name in [name for name in self.processes if name[0] == run]:
+            self.retired[name] = self.processes.pop(name)
+
     def _log(self, run: str, i: int) -> str:
         return os.path.join(self.out, run, f"process{i}.log")
 
@@ -96,7 +108,7 @@ class Processes:
 
     def fail(self, why: str):
         logs = "\n".join(f"--- {run} process {i} (exit {p.poll()}):\n{self.output(run, i)[-3000:]}"
-                         for (run, i), p in self.processes.items())
+                         for (run, i), p in {**self.processes, **self.retired}.items())
         pytest.fail(f"{why}\n{logs}")
 
     def wait_until(self, ready) -> None:
@@ -138,25 +150,32 @@ def launch(out: str) -> dict:
     example's output."""
     one_ckpt, two_ckpt = os.path.join(out, "ckpt_one"), os.path.join(out, "ckpt_two")
     with Processes(out) as processes:
+        processes.start("one", 1, 4, "--train", "--save", one_ckpt)
+        processes.wait_until(lambda: processes.finished("one"))
         processes.start("two", 2, 2, "--train", "--save", two_ckpt, "--restore", one_ckpt, "--linger", "120")
-        processes.start("one", 1, 4, "--train", "--save", one_ckpt, "--restore", two_ckpt)
+        processes.wait_until(lambda: all("lingering" in processes.output("two", i) for i in range(2)))
+        one = processes.result("one", 0)
+        two = [processes.result("two", i) for i in range(2)]
+        processes.processes["two", 1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        # The 1-process run resumes from the 2-process checkpoint while the survivor notices.
+        processes.start("one_resumed", 1, 4, "--restore", two_ckpt)
+        survivor = processes.processes["two", 0]
+        processes.retire("two")  # their exits are checked here, not by wait_until
+        try:
+            code = survivor.wait(timeout=FAULT_BOUND_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - killed
+        processes.wait_until(lambda: processes.finished("one_resumed"))
+        one = {**processes.result("one_resumed", 0), **one}  # adds what it restored and resumed
         # The example, as the parallel guide starts it (smaller), checkpointing too.
         processes.start("example", 2, 2, commands=lambda coordinator: [
             [sys.executable, EXAMPLE, "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i),
              "--steps", "2", "--global-batch", "8", "--seq-len", "4", "--units", "4",
              "--checkpoint", os.path.join(out, "ckpt_example")] for i in range(2)])
-        processes.wait_until(lambda: processes.finished("one") and processes.finished("example")
-                             and all("lingering" in processes.output("two", i) for i in range(2)))
-        one = processes.result("one", 0)
-        two = [processes.result("two", i) for i in range(2)]
-        processes.processes["two", 1].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        try:
-            code = processes.processes["two", 0].wait(timeout=FAULT_BOUND_S)
-        except subprocess.TimeoutExpired:
-            code = None
-        return {"one": one, "two": two, "survivor": (code, time.monotonic() - killed, processes.output("two", 0)),
-                "example": processes.output("example", 0)}
+        processes.wait_until(lambda: processes.finished("example"))
+        return {"one": one, "two": two, "survivor": (code, seconds, processes.output("two", 0)), "example": processes.output("example", 0)}
 
 
 def check_two_processes_train_as_one_process_with_four_devices(runs):
