@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from helpers import KeyProbe, randomized, synthetic_task
 from keras_reference import params_of, randomize
 from layer_reference import H0, LAYER_CASES, ROW_MASK, B, D, T, U, X, assert_close, expected_layer_output
+from references import TF, keras
 
 import jaxgru
 from jaxgru import linen as jf
-from references import TF, keras
 
 KEYS = {"params": jax.random.key(0)}
 
