@@ -3,9 +3,10 @@ timing here: speed lives in benchmarks/ and benchmarks/RESULTS.md)."""
 
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from references import TF
 
 from benchmarks.peers import PEERS, Problem, Unsupported
-from references import TF
 
 TINY = Problem(batch=2, steps=3, features=2, units=3, reset_after=True, lengths=np.array([3, 2]))
 PROBLEMS = {"reset_after-masked": TINY, "reset_before": TINY._replace(reset_after=False, lengths=None)}
