@@ -5,14 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
-
-import jaxgru
 from helpers import randomize_nnx
-from jaxgru import nnx as jn
 from keras_reference import params_of, randomize
 from layer_reference import H0, ROW_MASK, B, D, T, U, X, assert_close
-from references import keras, tf, TF
+from references import TF, keras, tf
+
+import jaxgru
+from jaxgru import nnx as jn
 
 LAYER_FLAGS = ("return_sequences", "return_state", "time_major")
 
