@@ -5,13 +5,14 @@ import functools
 import jax
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
 from helpers import KeyProbe, assert_close, randomized
+from references import torch
 
 import jaxgru
 from jaxgru import linen as jf
 from jaxgru import nnx as jn
-from references import torch
 
 B, T, D, U, L = 3, 7, 4, 5, 3
 X = np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32)
