@@ -13,8 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
 from helpers import random_params
+from references import torch
 
 import jaxgru
 import jaxgru.interop
@@ -22,7 +24,6 @@ from jaxgru.equinox import GRU as EqxGRU
 from jaxgru.interop.keras_layers import layer_from_config
 from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
-from references import torch
 
 B, T, D, U = 3, 6, 4, 5
 CELL = jaxgru.GRUCell(U)
