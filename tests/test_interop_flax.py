@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
+from helpers import assert_matches_rnn, random_params, randomized
 
 import jaxgru
-from helpers import assert_matches_rnn, random_params, randomized
 from jaxgru import activations
 from jaxgru.interop.flax import from_flax_linen, from_flax_nnx, to_flax_linen
 
