@@ -5,13 +5,14 @@ import os
 import tempfile
 
 import equinox as eqx
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 
-import helpers
 import jaxgru
 from jaxgru import equinox as je
 
