@@ -6,14 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
+from helpers import randomize_nnx, synthetic_task
+from keras_reference import params_of, randomize
+from layer_reference import H0, LAYER_CASES, ROW_MASK, D, T, U, X, assert_close, expected_layer_output
+from references import TF, keras
 
 import jaxgru
-from helpers import randomize_nnx, synthetic_task
 from jaxgru import nnx as jn
-from keras_reference import params_of, randomize
-from layer_reference import D, H0, LAYER_CASES, ROW_MASK, T, U, X, assert_close, expected_layer_output
-from references import keras, TF
 
 
 class CellKeyProbe(jn.GRUCell):
