@@ -3,10 +3,11 @@
 import jax
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from keras_reference import keras_cell
+from references import TF, lazy, tf, torch
 
 import jaxgru
-from keras_reference import keras_cell
-from references import lazy, tf, TF, torch
 
 tf_keras_gru = lazy("tf_keras.src.layers.rnn.gru")
 

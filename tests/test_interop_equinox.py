@@ -5,9 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from helpers import assert_matches_rnn, random_params, randomized
 
 import jaxgru
-from helpers import assert_matches_rnn, random_params, randomized
 from jaxgru.interop.equinox import from_equinox, to_equinox
 
 INPUT, UNITS, BATCH, STEPS = 3, 4, 2, 5

@@ -6,9 +6,10 @@ import haiku as hk
 import jax
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from helpers import assert_matches_rnn, random_params, randomized
 
 import jaxgru
-from helpers import assert_matches_rnn, random_params, randomized
 from jaxgru.interop.haiku import from_haiku, to_haiku
 
 INPUT, UNITS, BATCH, STEPS = 3, 4, 2, 5
