@@ -4,10 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from keras_reference import randomize
+from references import TF, keras, torch
 
 import jaxgru
-from keras_reference import randomize
-from references import keras, TF, torch
 
 INPUT, UNITS, BATCH, STEPS = 3, 4, 2, 5
 X = np.random.default_rng(0).normal(size=(BATCH, STEPS, INPUT)).astype(np.float32)

@@ -7,10 +7,12 @@ import h5py
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from keras_reference import randomize
+from references import TF, keras3
+from references import keras as tf_keras
 
 import jaxgru
-from keras_reference import randomize
-from references import keras as tf_keras, keras3, TF
 
 STEPS, INPUT = 5, 3
 X = np.random.default_rng(0).normal(size=(2, STEPS, INPUT)).astype(np.float32)

@@ -14,9 +14,11 @@ import zlib
 import h5py
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from references import TF
+from references import keras as tf_keras
 
 import jaxgru
-from references import keras as tf_keras, TF
 
 pytestmark = TF  # every test here runs TensorFlow
 
