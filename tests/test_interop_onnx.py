@@ -10,10 +10,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from helpers import assert_close, random_params
 from onnx import TensorProto, helper, numpy_helper
 
 import jaxgru
-from helpers import assert_close, random_params
 from jaxgru.interop.onnx import from_onnx, to_onnx
 
 D, U, B, T = 3, 4, 2, 5

@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
+from references import torch
 
 import jaxgru
-from references import torch
 
 
 @pytest.fixture(autouse=True)
