@@ -228,10 +228,11 @@ def check_example_runs_as_two_local_processes(runs):
     assert "step    1  train MSE" in output and "saved step 2" in output
 
 
-def test_two_processes_train_resume_and_stop_as_one_process(tmp_path):
+def test_two_processes_train_resume_and_stop_as_one_process(tmp_path, one_heavy_child_at_a_time):
     """One test for the one launch (under pytest-xdist, tests sharing a fixture may land in
     different workers, each launching everything again)."""
-    runs = launch(str(tmp_path))
+    with one_heavy_child_at_a_time():  # up to 0.9 GB of processes; the deadline starts inside
+        runs = launch(str(tmp_path))
     check_two_processes_train_as_one_process_with_four_devices(runs)
     check_checkpoint_of_two_processes_resumes_in_one(runs)
     check_checkpoint_of_one_process_resumes_in_two(runs)

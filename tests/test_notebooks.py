@@ -47,7 +47,7 @@ def test_stored_with_outputs_in_order(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_executes_top_to_bottom(path):
+def test_executes_top_to_bottom(path, one_heavy_child_at_a_time):
     """Every cell, in order, in a fresh kernel (10 epochs of training in 02 run as 1)."""
     notebook = nbformat.read(path, as_version=4)
     for stored, run in SHORTER_RUN.get(path.stem, []):
@@ -58,5 +58,6 @@ def test_executes_top_to_bottom(path):
     env = dict(os.environ, PYTHONPATH=python_path, **KERNEL_ENV)
     client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
+    with one_heavy_child_at_a_time():  # a kernel: 0.6-1.2 GB (03 loads TensorFlow and torch)
+        client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
     assert all(cell.execution_count is not None for cell in code_cells(notebook))
