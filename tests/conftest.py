@@ -24,6 +24,15 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # (test_keras_layer.py).
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and examples are never shown
+# Most of the suite's time is XLA compiling small programs that then run once or a few
+# times. Every test process, and every child process a test starts, compiles with XLA's
+# backend optimizations off (JAX's jax_disable_most_optimizations: backend optimization
+# level 0, LLVM's expensive passes off; XLA's graph passes still run): the same operations,
+# a third to a half less compile time. A program may then round differently in the last bit
+# than at JAX's default; a test that compares two programs bit for bit, or inspects what
+# the compiler made, carries the `xla_optimized` marker and compiles at the default.
+# JAX_DISABLE_MOST_OPTIMIZATIONS=0 runs the whole suite at the default.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
 from references import HEAVY_MODULES  # noqa: E402
@@ -87,6 +96,22 @@ def one_heavy_child_at_a_time(tmp_path_factory, worker_id):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     return held
+
+
+@pytest.fixture(autouse=True)
+def _xla_optimized(request):
+    """JAX's default compiler optimizations for a test marked ``xla_optimized``."""
+    if request.node.get_closest_marker("xla_optimized") is None:
+        yield
+        return
+    import jax
+
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ timing here: speed lives in benchmarks/ and benchmarks/RESULTS.md)."""
 
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from references import TF
 
 from benchmarks.peers import PEERS, Problem, Unsupported

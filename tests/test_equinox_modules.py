@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 
 import jaxgru
 from jaxgru import equinox as je

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from helpers import KeyProbe, randomized, synthetic_task
 from keras_reference import params_of, randomize
 from layer_reference import H0, LAYER_CASES, ROW_MASK, B, D, T, U, X, assert_close, expected_layer_output

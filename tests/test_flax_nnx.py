@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
 from helpers import randomize_nnx, synthetic_task
 from keras_reference import params_of, randomize

@@ -5,7 +5,6 @@ import functools
 import jax
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from flax import nnx
 from helpers import KeyProbe, assert_close, randomized
 from references import torch

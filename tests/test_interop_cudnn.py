@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from keras_reference import keras_cell
 from references import TF, lazy, tf, torch
 

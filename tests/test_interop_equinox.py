@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from helpers import assert_matches_rnn, random_params, randomized
 
 import jaxgru

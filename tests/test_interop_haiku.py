@@ -6,7 +6,6 @@ import haiku as hk
 import jax
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from helpers import assert_matches_rnn, random_params, randomized
 
 import jaxgru

@@ -7,7 +7,6 @@ import h5py
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from keras_reference import randomize
 from references import TF, keras3
 from references import keras as tf_keras

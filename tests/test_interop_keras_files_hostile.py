@@ -14,7 +14,6 @@ import zlib
 import h5py
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from references import TF
 from references import keras as tf_keras
 

@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 from helpers import assert_close, random_params
 from onnx import TensorProto, helper, numpy_helper
 

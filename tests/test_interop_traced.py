@@ -14,6 +14,9 @@ from flax import nnx
 import jaxgru
 from references import torch
 
+# Jitted conversions are compared bit for bit with the eager ones: both at JAX's default.
+pytestmark = pytest.mark.xla_optimized
+
 D, U = 3, 4
 KEYS = jax.random.split(jax.random.key(0), 2)
 

@@ -67,9 +67,7 @@ class Processes:
         self.out, self.deadline = out, time.monotonic() + DEADLINE_S
         self.processes: dict[tuple[str, int], subprocess.Popen] = {}
         self.retired: dict[tuple[str, int], subprocess.Popen] = {}
-        # XLA's backend optimizations off: the processes compile a few small programs and
-        # run them a few steps, so compilation is most of their CPU time.
-        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
         self.env.pop("XLA_FLAGS", None)
 
     def __enter__(self):

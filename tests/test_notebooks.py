@@ -4,11 +4,10 @@ The notebooks run in a fresh ``python3`` kernel (ipykernel's kernel for this int
 in the ``notebooks/`` folder, with the repository root on ``PYTHONPATH`` so that they
 import this checkout of jaxgru whether or not it is installed.
 
-The kernel runs with ``JAX_DISABLE_MOST_OPTIMIZATIONS=1``: XLA compiles each program with
-its backend optimizations off. The notebooks run their small programs op by op, so most of
-their time is compilation (about a quarter less CPU time this way, on the three); what
-the test checks is that every cell runs, and the values the cells print are the stored
-outputs of a run without the flag.
+The kernel inherits the suite's ``JAX_DISABLE_MOST_OPTIMIZATIONS=1`` (conftest.py): the
+notebooks run their small programs op by op, so most of their time is compilation (about a
+quarter less CPU time this way, on the three); what the test checks is that every cell
+runs, and the values the cells print are the stored outputs of a run at JAX's default.
 """
 
 import os
@@ -24,8 +23,6 @@ CELL_TIMEOUT_S = 300
 # Lines the test runs shorter than stored (the stored outputs keep the full run): every
 # cell still runs, over fewer epochs. Each line must be in the notebook, once.
 SHORTER_RUN = {"02_flax_training": [("BATCH, EPOCHS = 64, 10", "BATCH, EPOCHS = 64, 1")]}
-# Compile time, not run time: see the module docstring.
-KERNEL_ENV = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
 
 
 def code_cells(notebook):
@@ -55,7 +52,7 @@ def test_executes_top_to_bottom(path, one_heavy_child_at_a_time):
         assert len(cells) == 1 and cells[0].source.count(stored) == 1, f"{path.name}: no single line {stored!r}"
         cells[0].source = cells[0].source.replace(stored, run)
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=python_path, **KERNEL_ENV)
+    env = dict(os.environ, PYTHONPATH=python_path)
     client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                             resources={"metadata": {"path": str(path.parent)}})
     with one_heavy_child_at_a_time():  # a kernel: 0.6-1.2 GB (03 loads TensorFlow and torch)

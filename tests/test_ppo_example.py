@@ -10,7 +10,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from compile_options import without_backend_optimizations  # noqa: F401 (autouse)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ppo_rnn.py"
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
