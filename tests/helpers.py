@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.test_util import check_vjp
 
 import jaxgru
 
@@ -88,3 +89,20 @@ def synthetic_task(seed, batch=64, steps=8):
     (needs memory of every step)."""
     x = jax.random.normal(jax.random.key(seed), (batch, steps, 2))
     return x, jnp.mean(x[..., 0] - x[..., 1], axis=1) * 3
+
+
+# ---------------------------------------------------------------- finite differences
+
+
+def check_vjp_jitted(f, args):
+    """`jax.test_util.check_vjp` of ``f`` at ``args`` (its default tolerances and step, one
+    random direction): ``f``'s VJP against finite differences of ``f``. ``f`` and its VJP each
+    run as one jitted program (`jax.vjp` of a jitted ``f`` compiles a linearized forward
+    pass and its transpose separately: three programs where this compiles two)."""
+    f_jit = jax.jit(f)
+    vjp_jit = jax.jit(lambda args, cotangent: jax.vjp(f, *args)[1](cotangent))
+
+    def f_vjp(*args):
+        return f_jit(*args), functools.partial(vjp_jit, args)
+
+    check_vjp(f_jit, f_vjp, args)
