@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import random_params
+from helpers import quick_jit, random_params
 from jax import lax
 
 import jaxgru
@@ -82,7 +82,7 @@ def test_resets_match_the_scanned_rnn_pattern(reset_after, masked, dropout, time
     def outputs_and_grads(fn, *args):
         return fn(*args), jax.grad(lambda *args: loss_of(*fn(*args)), argnums=(0, 1, 2))(*args)
 
-    @jax.jit
+    @quick_jit
     def all_results(*args):
         return [outputs_and_grads(reference, *args),
                 *(outputs_and_grads(functools.partial(ours, gradient=gradient), *args)
@@ -133,7 +133,7 @@ def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
                                    go_backwards=True, zero_output_for_mask=masked, gradient=gradient))
 
-    @jax.jit  # the reference and both backward passes: one program, one compile
+    @quick_jit  # the reference and both backward passes: one program, one compile
     def all_results(*args):
         return [jax.value_and_grad(fn, argnums=(0, 1, 2))(*args) for fn in (
             reference, functools.partial(ours, gradient="fused"), functools.partial(ours, gradient="autodiff"))]
@@ -149,11 +149,15 @@ def test_bidirectional_resets_each_direction_per_segment():
     cell = jaxgru.GRUCell(U)
     params, x, h0 = problem(cell, seed=2)
     params = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
-    h0_bw = -h0
-    outputs, (final_fw, final_bw) = jaxgru.bidirectional(cell, params, x, resets=RESETS, mask=MASK,
-                                                         initial_state=(h0, h0_bw))
-    out_fw, expected_fw = segments_reference(cell, params["forward"], x, h0, MASK, RESETS, False, True)
-    out_bw, expected_bw = segments_reference(cell, params["backward"], x, h0_bw, MASK, RESETS, True, True)
+
+    @quick_jit  # the layer and every segment's call: one program
+    def both(params, x, h0):
+        h0_bw = -h0
+        return (jaxgru.bidirectional(cell, params, x, resets=RESETS, mask=MASK, initial_state=(h0, h0_bw)),
+                segments_reference(cell, params["forward"], x, h0, MASK, RESETS, False, True),
+                segments_reference(cell, params["backward"], x, h0_bw, MASK, RESETS, True, True))
+
+    (outputs, (final_fw, final_bw)), (out_fw, expected_fw), (out_bw, expected_bw) = both(params, x, h0)
     # backward outputs come in processing order per segment; the layer puts them back in input order
     out_bw = jnp.flip(out_bw, axis=1)
     np.testing.assert_allclose(outputs, jnp.concatenate([out_fw, out_bw], axis=-1), **TOLERANCE)
@@ -166,17 +170,24 @@ def test_a_reset_at_every_step_is_independent_one_step_sequences(gradient):
     cell = jaxgru.GRUCell(U)
     params, x, h0 = problem(cell, seed=3)
     everywhere = np.ones((B, T), bool)
-    outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=gradient)
-    from_zeros = jax.vmap(lambda x_t: cell.step(params, jnp.zeros_like(h0), x_t)[0], in_axes=1, out_axes=1)(x)
+
+    @quick_jit  # every call and its reference: one program
+    def results(params, x, h0):
+        outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=gradient)
+        from_zeros = jax.vmap(lambda x_t: cell.step(params, jnp.zeros_like(h0), x_t)[0], in_axes=1, out_axes=1)(x)
+        # reset_state=h0: every step starts from h0, and its gradient sums over the T segments
+        from_h0 = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, reset_state=h0,
+                             gradient=gradient)[0]
+        expected_from_h0 = jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1, out_axes=1)(x)
+        grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
+                                                         reset_state=h, gradient=gradient)[0]))(h0)
+        expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
+        return outputs, final, from_zeros, from_h0, expected_from_h0, grad_h0, expected
+
+    outputs, final, from_zeros, from_h0, expected_from_h0, grad_h0, expected = results(params, x, h0)
     np.testing.assert_allclose(outputs, from_zeros, **TOLERANCE)  # the default target: zeros, not h0
     np.testing.assert_allclose(final, from_zeros[:, -1], **TOLERANCE)
-    # reset_state=h0: every step starts from h0, and its gradient sums over the T segments
-    outputs = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, reset_state=h0, gradient=gradient)[0]
-    np.testing.assert_allclose(outputs, jax.vmap(lambda x_t: cell.step(params, h0, x_t)[0], in_axes=1,
-                                                 out_axes=1)(x), **TOLERANCE)
-    grad_h0 = jax.grad(lambda h: jnp.sum(jaxgru.rnn(cell, params, x, initial_state=h, resets=everywhere,
-                                                     reset_state=h, gradient=gradient)[0]))(h0)
-    expected = jax.grad(lambda h: jnp.sum(jax.vmap(lambda x_t: cell.step(params, h, x_t)[0], in_axes=1)(x)))(h0)
+    np.testing.assert_allclose(from_h0, expected_from_h0, **TOLERANCE)
     np.testing.assert_allclose(grad_h0, expected, **TOLERANCE)
 
 
@@ -187,10 +198,10 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(gradient, masked):
     params, x, h0 = problem(cell, seed=4)
     mask = MASK if masked else None
 
-    def run(resets):
+    def run(resets):  # each call one jitted program of its own
         fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, gradient=gradient)
-        return fn(params, x, initial_state=h0), jax.grad(lambda p, x, h: loss_of(*fn(p, x, initial_state=h)),
-                                                         argnums=(0, 1, 2))(params, x, h0)
+        return quick_jit(lambda p, x, h: (fn(p, x, initial_state=h), jax.grad(
+            lambda p, x, h: loss_of(*fn(p, x, initial_state=h)), argnums=(0, 1, 2))(p, x, h)))(params, x, h0)
 
     without, with_false = run(None), run(np.zeros((B, T), bool))
     jax.tree.map(np.testing.assert_array_equal, with_false, without)
@@ -264,8 +275,8 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
     def reference(params, x, h, z):
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
 
-    expected_loss, expected = jax.jit(jax.value_and_grad(reference, argnums=(0, 1, 2, 3)))(params, x, h_carried, zeros)
-    loss, got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2, 3)))(params, x, h_carried, zeros)
+    both = quick_jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
+    (expected_loss, expected), (loss, got) = both(params, x, h_carried, zeros)
     np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
     with pytest.raises(ValueError, match="reset_state: given without resets"):
@@ -291,8 +302,8 @@ def test_reset_state_broadcasts_and_its_gradient_sums_over_rows(shape):
         z = jnp.broadcast_to(z, (B, U))
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
 
-    expected_loss, expected = jax.value_and_grad(reference, argnums=(0, 1, 2, 3))(params, x, h0, target)
-    loss, got = jax.value_and_grad(ours, argnums=(0, 1, 2, 3))(params, x, h0, target)
+    both = quick_jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
+    (expected_loss, expected), (loss, got) = both(params, x, h0, target)
     np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
     assert got[3].shape == shape
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
@@ -307,34 +318,38 @@ def test_bidirectional_and_stacked_reset_states():
     back = jax.tree.map(lambda w: -w, params)
     pair = {"forward": params, "backward": back}
     fw_target, bw_target = jnp.full((U,), 0.4), jnp.float32(-0.2)
+    layers = [params, random_params(cell, U, 10, scale=0.3)]
+    bi_layers = [pair, {"forward": random_params(cell, 2 * U, 11, scale=0.3),
+                        "backward": random_params(cell, 2 * U, 12, scale=0.3)}]
 
     def directions(fw, bw):
         out_fw = jaxgru.rnn(cell, params, x, resets=RESETS, reset_state=fw)[0]
         out_bw = jaxgru.rnn(cell, back, x, resets=RESETS, reset_state=bw, go_backwards=True)[0]
         return jnp.concatenate([out_fw, jnp.flip(out_bw, axis=1)], axis=-1)
 
-    for reset_state, (fw, bw) in (((fw_target, bw_target), (fw_target, bw_target)), (fw_target, (fw_target,) * 2),
-                                  (None, (None, None))):
-        got = jaxgru.bidirectional(cell, pair, x, resets=RESETS, reset_state=reset_state)[0]
-        np.testing.assert_allclose(got, directions(fw, bw), **TOLERANCE)
+    @quick_jit  # every call and its expected value: one program
+    def results(x, h0):
+        pairs = []
+        for reset_state, (fw, bw) in (((fw_target, bw_target), (fw_target, bw_target)),
+                                      (fw_target, (fw_target,) * 2), (None, (None, None))):
+            got = jaxgru.bidirectional(cell, pair, x, resets=RESETS, reset_state=reset_state)[0]
+            pairs.append((got, directions(fw, bw)))
+        for reset_state, per_layer in ((None, (None, None)), (fw_target, (fw_target, fw_target)),
+                                       ([None, h0], (None, h0))):
+            got, finals = jaxgru.stacked_rnn(cell, layers, x, resets=RESETS, reset_state=reset_state,
+                                             initial_state=jnp.stack([h0, -h0]))
+            y0, f0 = jaxgru.rnn(cell, layers[0], x, resets=RESETS, reset_state=per_layer[0], initial_state=h0)
+            y1, f1 = jaxgru.rnn(cell, layers[1], y0, resets=RESETS, reset_state=per_layer[1], initial_state=-h0)
+            pairs += [(got, y1), (finals, jnp.stack([f0, f1]))]
+        got = jaxgru.stacked_rnn(cell, bi_layers, x, bidirectional=True, resets=RESETS,
+                                 reset_state=[(fw_target, bw_target), None])[0]
+        y0 = jaxgru.bidirectional(cell, bi_layers[0], x, resets=RESETS, reset_state=(fw_target, bw_target))[0]
+        return [*pairs, (got, jaxgru.bidirectional(cell, bi_layers[1], y0, resets=RESETS)[0])]
+
+    for got, expected in results(x, h0):
+        np.testing.assert_allclose(got, expected, **TOLERANCE)
     with pytest.raises(ValueError, match=r"reset_state: expected one state for both directions or a \(forward, "):
         jaxgru.bidirectional(cell, pair, x, resets=RESETS, reset_state=[fw_target] * 3)
-
-    layers = [params, random_params(cell, U, 10, scale=0.3)]
-    for reset_state, per_layer in ((None, (None, None)), (fw_target, (fw_target, fw_target)),
-                                   ([None, h0], (None, h0))):
-        got, finals = jaxgru.stacked_rnn(cell, layers, x, resets=RESETS, reset_state=reset_state,
-                                         initial_state=jnp.stack([h0, -h0]))
-        y0, f0 = jaxgru.rnn(cell, layers[0], x, resets=RESETS, reset_state=per_layer[0], initial_state=h0)
-        y1, f1 = jaxgru.rnn(cell, layers[1], y0, resets=RESETS, reset_state=per_layer[1], initial_state=-h0)
-        np.testing.assert_allclose(got, y1, **TOLERANCE)
-        np.testing.assert_allclose(finals, jnp.stack([f0, f1]), **TOLERANCE)
-    bi_layers = [pair, {"forward": random_params(cell, 2 * U, 11, scale=0.3),
-                        "backward": random_params(cell, 2 * U, 12, scale=0.3)}]
-    got = jaxgru.stacked_rnn(cell, bi_layers, x, bidirectional=True, resets=RESETS,
-                             reset_state=[(fw_target, bw_target), None])[0]
-    y0 = jaxgru.bidirectional(cell, bi_layers[0], x, resets=RESETS, reset_state=(fw_target, bw_target))[0]
-    np.testing.assert_allclose(got, jaxgru.bidirectional(cell, bi_layers[1], y0, resets=RESETS)[0], **TOLERANCE)
     with pytest.raises(ValueError, match=r"reset_state: expected one array for every layer or a sequence of one "
                                          r"entry per layer \(2\), got a sequence of 3"):
         jaxgru.stacked_rnn(cell, layers, x, resets=RESETS, reset_state=[None] * 3)
