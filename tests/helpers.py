@@ -108,9 +108,10 @@ def quick_jit(fun, **options):
 # ---------------------------------------------------------------- finite differences
 
 
-def check_vjp_jitted(f, args):
-    """`jax.test_util.check_vjp` of ``f`` at ``args`` (its default tolerances and step, one
-    random direction): ``f``'s VJP against finite differences of ``f``. ``f`` and its VJP each
+def check_vjp_jitted(f, args, **tolerances):
+    """`jax.test_util.check_vjp` of ``f`` at ``args`` (what ``check_grads(f, args, order=1,
+    modes=["rev"], **tolerances)`` checks: one random direction, its default ``atol``,
+    ``rtol`` and ``eps`` unless given): ``f``'s VJP against finite differences of ``f``. ``f`` and its VJP each
     run as one jitted program (`jax.vjp` of a jitted ``f`` compiles a linearized forward
     pass and its transpose separately: three programs where this compiles two)."""
     f_jit = quick_jit(f)
@@ -119,4 +120,4 @@ def check_vjp_jitted(f, args):
     def f_vjp(*args):
         return f_jit(*args), functools.partial(vjp_jit, args)
 
-    check_vjp(f_jit, f_vjp, args)
+    check_vjp(f_jit, f_vjp, args, **tolerances)

@@ -1,7 +1,8 @@
 """Gradients of `jaxgru.rnn` / `jaxgru.bidirectional` against finite differences (float64).
 
-Only reverse mode is used (`modes=["rev"]`, second order as `jax.grad` of a function of
-`jax.grad`): forward mode is not part of the runner's contract.
+Only reverse mode is used (`jax.test_util.check_vjp`, what `check_grads(modes=["rev"])`
+checks; second order as `jax.grad` of a function of `jax.grad`): forward mode is not part
+of the runner's contract.
 """
 
 import itertools
@@ -10,10 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 import jaxgru
-from helpers import random_params
+from helpers import check_vjp_jitted, quick_jit, random_params
 
 B, T, D, U = 3, 4, 2, 3
 MASK = np.array([[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 1]], bool)
@@ -63,16 +63,14 @@ def test_first_order_gradients_match_finite_differences(x64, cell_name):
             for go_backwards, mask, return_sequences in itertools.product([False, True], [None, MASK], [False, True])]
     if cell_name == "reset_after":
         runs.append(sequence_fn(DROPOUT_CELL, mask=MASK, dropout_masks=DROPOUT_MASKS, training=True))
-    fn = jax.jit(lambda params, x, h0: [run(params, x, h0) for run in runs])
-    check_grads(fn, random_args(cell, jnp.float64), order=1, modes=["rev"])
+    check_vjp_jitted(lambda params, x, h0: [run(params, x, h0) for run in runs], random_args(cell, jnp.float64))
 
 
 @pytest.mark.parametrize("cell_name", ["reset_after", "reset_before-impl1-softsign"])
 def test_second_order_reverse_over_reverse_matches_finite_differences(x64, cell_name):
     cell = CELLS[cell_name]
     loss = scalar_loss(sequence_fn(cell, mask=MASK, go_backwards=cell.reset_after))
-    gradient = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-    check_grads(gradient, random_args(cell, jnp.float64), order=1, modes=["rev"])
+    check_vjp_jitted(jax.grad(loss, argnums=(0, 1, 2)), random_args(cell, jnp.float64))
 
 
 def test_bidirectional_gradients_match_finite_differences(x64):
@@ -80,12 +78,11 @@ def test_bidirectional_gradients_match_finite_differences(x64):
     params_fw, x, h_fw = random_args(cell, jnp.float64, seed=0)
     params_bw, _, h_bw = random_args(cell, jnp.float64, seed=1)
 
-    @jax.jit
     def fn(params, x, states):
         return [jaxgru.bidirectional(cell, params, x, mask=MASK, initial_state=states, merge_mode=merge_mode)
                 for merge_mode in ("concat", "mul")]
 
-    check_grads(fn, ({"forward": params_fw, "backward": params_bw}, x, (h_fw, h_bw)), order=1, modes=["rev"])
+    check_vjp_jitted(fn, ({"forward": params_fw, "backward": params_bw}, x, (h_fw, h_bw)))
 
 
 def test_fully_masked_rows_have_finite_exact_gradients():
@@ -96,7 +93,7 @@ def test_fully_masked_rows_have_finite_exact_gradients():
     losses = [scalar_loss(sequence_fn(cell, mask=FULLY_MASKED, go_backwards=go_backwards, zero_output_for_mask=True))
               for go_backwards in (False, True)]
 
-    @jax.jit
+    @quick_jit
     def gradients(params, x, h0):
         first = [jax.grad(loss, argnums=(0, 1, 2))(params, x, h0) for loss in losses]
         second = [jax.grad(lambda h: jnp.sum(jax.grad(loss, argnums=2)(params, x, h)))(h0) for loss in losses]
