@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import jaxgru
 from helpers import check_vjp_jitted, quick_jit, random_params
@@ -105,3 +106,19 @@ def test_fully_masked_rows_have_finite_exact_gradients():
     for g_params, g_x, g_h0 in first:
         np.testing.assert_array_equal(g_x[1], 0.0)
         np.testing.assert_allclose(g_h0[1], -np.sin(np.asarray(h0[1])), rtol=1e-6)
+
+
+def test_the_finite_difference_check_fails_a_wrong_second_order_gradient(x64):
+    """The check the tests above make can fail: a sine whose VJP is right but cannot be
+    differentiated again (its derivative held constant) passes at first order and fails at
+    second order."""
+    @jax.custom_vjp
+    def sine(x):
+        return jnp.sin(x)
+
+    sine.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (lax.stop_gradient(jnp.cos(x)) * g,))
+    x = (jnp.linspace(0.1, 1.0, 5),)
+    check_vjp_jitted(sine, x)
+    check_vjp_jitted(jax.grad(lambda x: jnp.sum(jnp.sin(x))), x)
+    with pytest.raises(AssertionError, match="cotangent projection"):
+        check_vjp_jitted(jax.grad(lambda x: jnp.sum(sine(x))), x)
