@@ -15,6 +15,7 @@ import pytest
 from flax import nnx
 
 import jaxgru
+from helpers import quick_jit
 from jaxgru import equinox as je
 from jaxgru import linen as jl
 from jaxgru import nnx as jn
@@ -68,13 +69,17 @@ def test_the_default_reset_equals_scanned_rnn_with_a_carried_state(gradient):
         return loss_of(outputs, final), (outputs, final)
 
     grad = functools.partial(jax.value_and_grad, argnums=(0, 1, 2), has_aux=True)
-    (expected_loss, expected), expected_grads = jax.jit(grad(theirs))(flax_params, obs, carried)
-    (loss, got), grads = jax.jit(grad(ours))(flax_params, obs, carried)
+
+    @quick_jit  # both, and the old behaviour below: one program
+    def results(p, obs, h):
+        restarted = jaxgru.rnn(*jaxgru.from_flax_linen(p), obs, initial_state=h, resets=resets, reset_state=h,
+                               time_major=True)[0]
+        return grad(theirs)(p, obs, h), grad(ours)(p, obs, h), restarted
+
+    ((expected_loss, expected), expected_grads), ((loss, got), grads), restarted = results(flax_params, obs, carried)
     np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), (got, grads), (expected, expected_grads))
     # the old behaviour, restarting from the carried state, is far from it
-    restarted = jaxgru.rnn(*jaxgru.from_flax_linen(flax_params), obs, initial_state=carried, resets=resets,
-                           reset_state=carried, time_major=True)[0]
     assert np.max(np.abs(restarted - expected[0])) > 0.05
 
 
@@ -87,7 +92,7 @@ def test_acting_steps_with_reset_equal_where_then_step():
     flax_params = flax_cell.init(jax.random.key(3), carried, x)
     cell, params = jaxgru.from_flax_linen(flax_params)
     expected = flax_cell.apply(flax_params, jnp.where(done[:, None], 0.0, carried), x)[0]
-    got = jax.jit(lambda h, x, d: cell.step(params, h, x, reset=d))(carried, x, done)[0]
+    got = quick_jit(lambda h, x, d: cell.step(params, h, x, reset=d))(carried, x, done)[0]
     np.testing.assert_allclose(got, expected, **TOLERANCE)
     np.testing.assert_allclose(cell.step(params, carried, x, reset=done.astype(jnp.int32))[0], expected, **TOLERANCE)
     target = jnp.linspace(-0.5, 0.5, U)  # reset_state (U,) broadcast to the reset rows
