@@ -91,20 +91,6 @@ def synthetic_task(seed, batch=64, steps=8):
     return x, jnp.mean(x[..., 0] - x[..., 1], axis=1) * 3
 
 
-# ---------------------------------------------------------------- compiling test programs
-
-# The test programs are small and run once or twice, and XLA's CPU backend spends most of
-# their time optimizing the generated code (measured: a loop's value and gradients in six
-# variants, 8.7-9.6 s of CPU at the default level, 4.6-5.2 s at level 0). Level 0 changes
-# how fast the code runs, not what it computes (no fast-math: IEEE results).
-QUICK_COMPILE = {"xla_backend_optimization_level": 0}
-
-
-def quick_jit(fun, **options):
-    """`jax.jit` of ``fun`` (with ``options``), compiled by XLA at optimization level 0."""
-    return jax.jit(fun, compiler_options=QUICK_COMPILE, **options)
-
-
 # ---------------------------------------------------------------- finite differences
 
 
@@ -114,8 +100,8 @@ def check_vjp_jitted(f, args, **tolerances):
     ``rtol`` and ``eps`` unless given): ``f``'s VJP against finite differences of ``f``. ``f`` and its VJP each
     run as one jitted program (`jax.vjp` of a jitted ``f`` compiles a linearized forward
     pass and its transpose separately: three programs where this compiles two)."""
-    f_jit = quick_jit(f)
-    vjp_jit = quick_jit(lambda args, cotangent: jax.vjp(f, *args)[1](cotangent))
+    f_jit = jax.jit(f)
+    vjp_jit = jax.jit(lambda args, cotangent: jax.vjp(f, *args)[1](cotangent))
 
     def f_vjp(*args):
         return f_jit(*args), functools.partial(vjp_jit, args)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import quick_jit, random_params
+from helpers import random_params
 from jax import export
 
 import jaxgru
@@ -44,7 +44,7 @@ def assert_round_trip(fn, static_args, symbolic, concrete):
     exported = export.export(jax.jit(fn))(*static_args, *symbolic)
     restored = export.deserialize(exported.serialize())
     # one program each per shape (``fn`` unjitted would run op by op)
-    call, direct = quick_jit(restored.call), quick_jit(fn)
+    call, direct = jax.jit(restored.call), jax.jit(fn)
     for args in concrete:
         got, want = call(*static_args, *args), direct(*static_args, *args)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxgru
-from helpers import check_vjp_jitted, quick_jit, random_params
+from helpers import check_vjp_jitted, random_params
 from jaxgru._core.adjoints import supports
 from jaxgru._core.runner import default_stepwise, default_time_chunk
 
@@ -26,7 +26,7 @@ def problem(cell, dtype=jnp.float32, seed=0):
     return params, x, h0, jnp.asarray(mask), rng
 
 
-@functools.partial(quick_jit, static_argnums=1)
+@functools.partial(jax.jit, static_argnums=1)
 def _draws(seed, dtype):
     """The inputs, initial state and dropout key of `problem`, drawn in one program."""
     keys = jax.random.split(jax.random.key(seed), 5)
@@ -73,7 +73,7 @@ def all_value_and_grads(cell, variants, **options):
     ``(value, grads w.r.t. params, x, h0)`` for every ``(time_chunk, gradient)`` variant."""
     fns = [jax.value_and_grad(loss_fn(cell, gradient, time_chunk=chunk, **options), argnums=(0, 1, 2))
            for chunk, gradient in variants]
-    return quick_jit(lambda *args: [fn(*args) for fn in fns])
+    return jax.jit(lambda *args: [fn(*args) for fn in fns])
 
 
 CELLS = [
@@ -152,7 +152,7 @@ def test_default_time_chunks_on_cpu_match_one_projection(batch, steps, chunk, st
         outputs, final = jaxgru.rnn(cell, params, x, **options)
         return jnp.sum(jnp.sin(outputs)) + jnp.sum(final ** 2)
 
-    @quick_jit  # one program, one compile
+    @jax.jit  # one program, one compile
     def both(params, x):
         chunked = jax.value_and_grad(loss, argnums=(0, 1))(params, x)
         whole = jax.value_and_grad(functools.partial(loss, time_chunk=steps), argnums=(0, 1))(params, x)
@@ -190,7 +190,7 @@ def test_bidirectional_matches_autodiff():
             cell, params, x, mask=mask, initial_state=(h0, -h0), rng=rng, training=True, gradient=gradient)
         return jnp.sum(outputs * jnp.cos(outputs)) + jnp.sum(final_fw * final_bw)
 
-    @quick_jit  # both in one program, one compile
+    @jax.jit  # both in one program, one compile
     def grads(params, x):
         return [jax.grad(loss, argnums=(0, 1))(params, x, gradient) for gradient in ("fused", "autodiff")]
 

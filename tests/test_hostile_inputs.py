@@ -13,7 +13,6 @@ import pytest
 from flax import nnx
 
 import jaxgru
-from helpers import quick_jit
 from jaxgru import parallel
 from jaxgru._core.adjoints import supports
 from jaxgru.linen import GRU as LinenGRU
@@ -151,7 +150,7 @@ def test_padding_values_never_reach_values_or_gradients(reset_after):
     params = cell.init(jax.random.key(3), D)
     variants = [(gradient, options) for gradient in ("fused", "autodiff") for options in PADDING_OPTIONS]
 
-    @quick_jit
+    @jax.jit
     def all_losses_and_grads(p, x_padded):
         masked = [jax.value_and_grad(lambda p, x, g=gradient, o=options: _masked_loss(cell, p, x, gradient=g, **o),
                                      argnums=(0, 1))(p, x_padded) for gradient, options in variants]
@@ -173,7 +172,7 @@ def test_padding_values_never_reach_values_or_gradients(reset_after):
 
 def test_padding_in_bidirectional_gradients():
     x_padded = jnp.where(MASK[:, :, None], X, np.nan)
-    grads, clean = quick_jit(lambda p: [jax.grad(lambda p: jnp.sum(jaxgru.bidirectional(CELL, p, x, mask=MASK)[0]))(p)
+    grads, clean = jax.jit(lambda p: [jax.grad(lambda p: jnp.sum(jaxgru.bidirectional(CELL, p, x, mask=MASK)[0]))(p)
                                         for x in (x_padded, X)])(BI_PARAMS)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), grads, clean)
 
@@ -287,7 +286,7 @@ def test_activations_written_for_2d_states_work_with_the_default_backward(activa
         outputs, final = jaxgru.rnn(cell, params, x, mask=mask, gradient=gradient)
         return jnp.sum(outputs ** 2) + jnp.sum(final)
 
-    @quick_jit  # both gradients, the call and its step-by-step reference: one program
+    @jax.jit  # both gradients, the call and its step-by-step reference: one program
     def results(params, x):
         return ([jax.grad(functools.partial(loss, gradient), argnums=(0, 1))(params, x)
                  for gradient in ("autodiff", "fused")],

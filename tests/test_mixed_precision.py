@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import jaxgru
-from helpers import quick_jit
 
 B, T, D, U = 4, 1000, 8, 32
 
@@ -28,7 +27,7 @@ def relative_error(value, reference):
 @pytest.fixture(scope="module", params=[True, False], ids=["reset_after", "reset_before"])
 def forward(request):
     cell = jaxgru.GRUCell(U, reset_after=request.param)
-    return cell, quick_jit(lambda params, x, h0: jaxgru.rnn(cell, params, x, initial_state=h0))
+    return cell, jax.jit(lambda params, x, h0: jaxgru.rnn(cell, params, x, initial_state=h0))
 
 
 def params_with_update_bias(cell, update_bias):
@@ -79,7 +78,7 @@ def test_bf16_gradients_within_1e_2_of_float32_over_1000_steps(reset_after, time
     params = cell.init(jax.random.key(0), D)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(B, T, D)), jnp.float32)
 
-    @quick_jit
+    @jax.jit
     def grads(params, x):
         def loss(params):
             outputs, _ = jaxgru.rnn(cell, params, x, initial_state=jnp.zeros((B, U), jnp.float32),

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import quick_jit, random_params
+from helpers import random_params
 from jax import lax
 
 import jaxgru
@@ -82,7 +82,7 @@ def test_resets_match_the_scanned_rnn_pattern(reset_after, masked, dropout, time
     def outputs_and_grads(fn, *args):
         return fn(*args), jax.grad(lambda *args: loss_of(*fn(*args)), argnums=(0, 1, 2))(*args)
 
-    @quick_jit
+    @jax.jit
     def all_results(*args):
         return [outputs_and_grads(reference, *args),
                 *(outputs_and_grads(functools.partial(ours, gradient=gradient), *args)
@@ -133,7 +133,7 @@ def test_go_backwards_reads_each_segment_backwards(reset_after, masked):
         return loss_of(*jaxgru.rnn(cell, params, x, initial_state=h0, mask=mask, resets=RESETS,
                                    go_backwards=True, zero_output_for_mask=masked, gradient=gradient))
 
-    @quick_jit  # the reference and both backward passes: one program, one compile
+    @jax.jit  # the reference and both backward passes: one program, one compile
     def all_results(*args):
         return [jax.value_and_grad(fn, argnums=(0, 1, 2))(*args) for fn in (
             reference, functools.partial(ours, gradient="fused"), functools.partial(ours, gradient="autodiff"))]
@@ -150,7 +150,7 @@ def test_bidirectional_resets_each_direction_per_segment():
     params, x, h0 = problem(cell, seed=2)
     params = {"forward": params, "backward": jax.tree.map(lambda w: -w, params)}
 
-    @quick_jit  # the layer and every segment's call: one program
+    @jax.jit  # the layer and every segment's call: one program
     def both(params, x, h0):
         h0_bw = -h0
         return (jaxgru.bidirectional(cell, params, x, resets=RESETS, mask=MASK, initial_state=(h0, h0_bw)),
@@ -171,7 +171,7 @@ def test_a_reset_at_every_step_is_independent_one_step_sequences(gradient):
     params, x, h0 = problem(cell, seed=3)
     everywhere = np.ones((B, T), bool)
 
-    @quick_jit  # every call and its reference: one program
+    @jax.jit  # every call and its reference: one program
     def results(params, x, h0):
         outputs, final = jaxgru.rnn(cell, params, x, initial_state=h0, resets=everywhere, gradient=gradient)
         from_zeros = jax.vmap(lambda x_t: cell.step(params, jnp.zeros_like(h0), x_t)[0], in_axes=1, out_axes=1)(x)
@@ -200,7 +200,7 @@ def test_no_reset_is_bit_for_bit_the_call_without_resets(gradient, masked):
 
     def run(resets):  # each call one jitted program of its own
         fn = functools.partial(jaxgru.rnn, cell, mask=mask, resets=resets, gradient=gradient)
-        return quick_jit(lambda p, x, h: (fn(p, x, initial_state=h), jax.grad(
+        return jax.jit(lambda p, x, h: (fn(p, x, initial_state=h), jax.grad(
             lambda p, x, h: loss_of(*fn(p, x, initial_state=h)), argnums=(0, 1, 2))(p, x, h)))(params, x, h0)
 
     without, with_false = run(None), run(np.zeros((B, T), bool))
@@ -275,7 +275,7 @@ def test_a_rollout_continues_its_carried_state_while_episodes_restart_from_zeros
     def reference(params, x, h, z):
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
 
-    both = quick_jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
+    both = jax.jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
     (expected_loss, expected), (loss, got) = both(params, x, h_carried, zeros)
     np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCE), got, expected)
@@ -302,7 +302,7 @@ def test_reset_state_broadcasts_and_its_gradient_sums_over_rows(shape):
         z = jnp.broadcast_to(z, (B, U))
         return loss_of(*scanned_reference(cell, params, x, h, MASK, RESETS, None, reset_state=z))
 
-    both = quick_jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
+    both = jax.jit(lambda *args: [jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args) for fn in (reference, ours)])
     (expected_loss, expected), (loss, got) = both(params, x, h0, target)
     np.testing.assert_allclose(loss, expected_loss, **TOLERANCE)
     assert got[3].shape == shape
@@ -327,7 +327,7 @@ def test_bidirectional_and_stacked_reset_states():
         out_bw = jaxgru.rnn(cell, back, x, resets=RESETS, reset_state=bw, go_backwards=True)[0]
         return jnp.concatenate([out_fw, jnp.flip(out_bw, axis=1)], axis=-1)
 
-    @quick_jit  # every call and its expected value: one program
+    @jax.jit  # every call and its expected value: one program
     def results(x, h0):
         pairs = []
         for reset_state, (fw, bw) in (((fw_target, bw_target), (fw_target, bw_target)),

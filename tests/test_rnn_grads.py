@@ -14,7 +14,7 @@ import pytest
 from jax import lax
 
 import jaxgru
-from helpers import check_vjp_jitted, quick_jit, random_params
+from helpers import check_vjp_jitted, random_params
 
 B, T, D, U = 3, 4, 2, 3
 MASK = np.array([[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 1]], bool)
@@ -94,7 +94,7 @@ def test_fully_masked_rows_have_finite_exact_gradients():
     losses = [scalar_loss(sequence_fn(cell, mask=FULLY_MASKED, go_backwards=go_backwards, zero_output_for_mask=True))
               for go_backwards in (False, True)]
 
-    @quick_jit
+    @jax.jit
     def gradients(params, x, h0):
         first = [jax.grad(loss, argnums=(0, 1, 2))(params, x, h0) for loss in losses]
         second = [jax.grad(lambda h: jnp.sum(jax.grad(loss, argnums=2)(params, x, h)))(h0) for loss in losses]

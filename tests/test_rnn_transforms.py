@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jaxgru
-from helpers import assert_close, quick_jit, random_params
+from helpers import assert_close, random_params
 
 B, T, D, U = 3, 5, 4, 6
 _rng = np.random.default_rng(0)
@@ -42,7 +42,7 @@ def test_time_major_unroll_time_chunks_and_jit_equal_the_default(cell):
                 "time_chunk=2": dict(time_chunk=2),  # T = 5: two chunks and a remainder
                 "time_chunk=1": dict(time_chunk=1), "time_chunk=2,time_major": dict(time_chunk=2, time_major=True)}
 
-    @quick_jit  # one program for every variant: one compile
+    @jax.jit  # one program for every variant: one compile
     def run_all(params, x):
         return {variant: [run(params, x, *case, **options) for case in cases]
                 for variant, options in [("default", {}), *variants.items()]}
@@ -64,10 +64,10 @@ def test_bidirectional_time_major_unroll_and_jit_equal_the_default():
                                      return_sequences=return_sequences, time_major=time_major, unroll=unroll)
                 for return_sequences in (True, False)]
 
-    reference = quick_jit(run_all)(params, X)
+    reference = jax.jit(run_all)(params, X)
     assert_close(run_all(params, X), reference)
-    assert_close(quick_jit(functools.partial(run_all, unroll=2))(params, X), reference)
-    (sequences, finals), (last, last_finals) = quick_jit(functools.partial(run_all, time_major=True))(
+    assert_close(jax.jit(functools.partial(run_all, unroll=2))(params, X), reference)
+    (sequences, finals), (last, last_finals) = jax.jit(functools.partial(run_all, time_major=True))(
         params, X.swapaxes(0, 1))
     assert_close([(tuple(s.swapaxes(0, 1) for s in sequences), finals), (last, last_finals)], reference)
     # Keras's Bidirectional: masked steps output zeros when returning sequences
@@ -115,7 +115,7 @@ def test_sequence_dropout_equals_step_loop_with_one_mask_set(cell):
     cases = list(itertools.product([None, MASK], [False, True]))  # mask, go_backwards
     no_dropout = jaxgru.GRUCell(U, reset_after=cell.reset_after, implementation=cell.implementation)
 
-    @quick_jit
+    @jax.jit
     def run_all(params, key):
         masks = cell.dropout_masks(key, B, D)
         return dict(
@@ -148,7 +148,7 @@ def test_bidirectional_dropout_uses_one_key_per_direction():
     cell = DROPOUT_CELLS[1]
     params = {"forward": random_params(cell, D, 0), "backward": random_params(cell, D, 2)}
 
-    @quick_jit
+    @jax.jit
     def run_all(params, key):
         key_fw, key_bw = jax.random.split(key)
         return (jaxgru.bidirectional(cell, params, X, merge_mode=None, rng=key, training=True),
@@ -173,8 +173,8 @@ def test_vmap_over_a_batch_of_sequences_equals_a_loop():
     def run(x, mask, h0, key):
         return jaxgru.rnn(cell, params, x, mask=mask, initial_state=h0, rng=key, training=True)
 
-    batched = quick_jit(jax.vmap(run))(xs, masks, states, keys)
-    single = quick_jit(run)
+    batched = jax.jit(jax.vmap(run))(xs, masks, states, keys)
+    single = jax.jit(run)
     for i in range(n):
         assert_close(jax.tree.map(lambda a: a[i], batched), single(xs[i], masks[i], states[i], keys[i]))
 
@@ -190,7 +190,7 @@ def loss_fn(cell, remat=False, mask=MASK):
 def test_checkpoint_and_remat_give_the_same_outputs_and_gradients(cell):
     params = random_params(cell, D)
 
-    @quick_jit
+    @jax.jit
     def run_all(params):
         grads = {name: jax.grad(loss, argnums=(0, 1, 2))(params, X, H0)
                  for name, loss in [("plain", loss_fn(cell)), ("checkpoint", jax.checkpoint(loss_fn(cell))),

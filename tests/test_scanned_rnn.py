@@ -15,7 +15,6 @@ import pytest
 from flax import nnx
 
 import jaxgru
-from helpers import quick_jit
 from jaxgru import equinox as je
 from jaxgru import linen as jl
 from jaxgru import nnx as jn
@@ -70,7 +69,7 @@ def test_the_default_reset_equals_scanned_rnn_with_a_carried_state(gradient):
 
     grad = functools.partial(jax.value_and_grad, argnums=(0, 1, 2), has_aux=True)
 
-    @quick_jit  # both, and the old behaviour below: one program
+    @jax.jit  # both, and the old behaviour below: one program
     def results(p, obs, h):
         restarted = jaxgru.rnn(*jaxgru.from_flax_linen(p), obs, initial_state=h, resets=resets, reset_state=h,
                                time_major=True)[0]
@@ -92,7 +91,7 @@ def test_acting_steps_with_reset_equal_where_then_step():
     flax_params = flax_cell.init(jax.random.key(3), carried, x)
     cell, params = jaxgru.from_flax_linen(flax_params)
     expected = flax_cell.apply(flax_params, jnp.where(done[:, None], 0.0, carried), x)[0]
-    got = quick_jit(lambda h, x, d: cell.step(params, h, x, reset=d))(carried, x, done)[0]
+    got = jax.jit(lambda h, x, d: cell.step(params, h, x, reset=d))(carried, x, done)[0]
     np.testing.assert_allclose(got, expected, **TOLERANCE)
     np.testing.assert_allclose(cell.step(params, carried, x, reset=done.astype(jnp.int32))[0], expected, **TOLERANCE)
     target = jnp.linspace(-0.5, 0.5, U)  # reset_state (U,) broadcast to the reset rows

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxgru
-from helpers import assert_close, quick_jit, random_params
+from helpers import assert_close, random_params
 from references import torch
 
 B, T, D, U, L = 3, 7, 4, 5, 3
@@ -70,7 +70,7 @@ def test_outputs_h_n_and_gradients_match_torch(x64, bidirectional, batch_first):
         return value, (outputs, finals)
 
     layers = jaxgru.from_torch_stack(module.state_dict())
-    (_, (outputs, finals)), grads = quick_jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
+    (_, (outputs, finals)), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
         layers, to_numpy(x), to_numpy(h0))
     assert outputs.dtype == jnp.float64 and finals.shape == (L * dirs, B, U)
     assert_close((outputs, finals), (to_numpy(out), to_numpy(h_n)), 1e-12)
@@ -140,7 +140,7 @@ def test_dropout_zeroes_each_element_between_layers_only(bidirectional):
     else:
         layers = [random_params(cell, D, 0), readout_params(units)]
 
-    @quick_jit
+    @jax.jit
     def run(layers, x, key):
         def stack(**kwargs):
             return jaxgru.stacked_rnn(cell, layers, x, bidirectional=bidirectional, **kwargs)[0]
@@ -165,7 +165,7 @@ def test_last_layer_runs_on_the_dropped_previous_output():
     first, last = random_params(CELL, D, 5), random_params(CELL, U, 6)
     x = normal(7, B, T, D)
 
-    @quick_jit
+    @jax.jit
     def run(first, last, x, key):
         stack = jaxgru.stacked_rnn(CELL, [first, last], x, dropout=p, rng=key, training=True)
         keep = jaxgru.stacked_rnn(CELL, [first, readout_params(U)], x, dropout=p, rng=key, training=True)[0] != 0
@@ -186,7 +186,7 @@ def test_keys_are_split_as_documented():
     layers = [random_params(cell, D, 0)] + [random_params(cell, U, k) for k in (1, 2)]
     x = normal(9, B, T, D)
 
-    @quick_jit
+    @jax.jit
     def run(layers, x, rng):
         layers_key, dropout_key = jax.random.split(rng)
         layer_keys, dropout_keys = jax.random.split(layers_key, L), jax.random.split(dropout_key, L - 1)
@@ -204,7 +204,7 @@ def test_keys_are_split_as_documented():
 def test_one_layer_ignores_dropout_and_needs_no_rng():
     params = random_params(CELL, D, 0)
     x = normal(1, B, T, D)
-    stack, single = quick_jit(lambda p, x: (jaxgru.stacked_rnn(CELL, [p], x, dropout=0.5, training=True),
+    stack, single = jax.jit(lambda p, x: (jaxgru.stacked_rnn(CELL, [p], x, dropout=0.5, training=True),
                                           jaxgru.rnn(CELL, p, x)))(params, x)
     assert_close(stack, (single[0], single[1][None]), 1e-6)
 
@@ -222,7 +222,7 @@ def test_cells_per_layer_with_different_units():
     x = normal(4, B, T, D)
     states = [normal(5 + j, B, u) for j, u in enumerate((5, 6, 4, 4))]
 
-    @quick_jit
+    @jax.jit
     def run(layers, x, states):
         stack = jaxgru.stacked_rnn(cells, layers, x, bidirectional=True, initial_state=states)
         first, pair0 = jaxgru.bidirectional(cells[0], layers[0], x, initial_state=states[:2])
@@ -245,7 +245,7 @@ def test_other_merge_modes_feed_u_features():
     layers = [{d: random_params(CELL, D if k == 0 else U, i + 2 * k) for i, d in
                enumerate(("forward", "backward"))} for k in range(2)]
     x = normal(9, B, T, D)
-    outputs, expected = quick_jit(lambda layers, x: (
+    outputs, expected = jax.jit(lambda layers, x: (
         jaxgru.stacked_rnn(CELL, layers, x, bidirectional=True, merge_mode=merge_mode, unroll=2)[0],
         chain([CELL] * 2, layers, x, bidirectional=True, merge_mode=merge_mode)[0]))(layers, x)
     np.testing.assert_allclose(outputs, expected, atol=1e-6)
@@ -259,7 +259,7 @@ def test_options_and_resets_reach_every_layer():
                "zero_output_for_mask": True, "gradient": "autodiff", "time_chunk": 3}
     if "resets" in RNN_KEYWORDS:
         options["resets"] = np.arange(T)[None, :].repeat(B, 0) == 4
-    stack, (expected, expected_finals) = quick_jit(lambda layers, x: (
+    stack, (expected, expected_finals) = jax.jit(lambda layers, x: (
         jaxgru.stacked_rnn(CELL, layers, x, **options), chain([CELL] * 2, layers, x, **options)))(layers, x)
     assert_close(stack, (expected, jnp.stack(expected_finals)), 1e-6)
 
@@ -278,7 +278,7 @@ def test_leading_batch_axes_are_rows():
         pytest.skip("jaxgru.rnn takes one batch axis only")
     layers = [random_params(CELL, D if k == 0 else U, k) for k in range(2)]
     x, h0 = normal(1, 2, B, T, D), normal(2, 2, 2, B, U)
-    (outputs, finals), (flat_outputs, flat_finals) = quick_jit(lambda layers, x, h0: (
+    (outputs, finals), (flat_outputs, flat_finals) = jax.jit(lambda layers, x, h0: (
         jaxgru.stacked_rnn(CELL, layers, x, initial_state=h0),
         jaxgru.stacked_rnn(CELL, layers, x.reshape(2 * B, T, D), initial_state=h0.reshape(2, 2 * B, U))))(
         layers, x, h0)
@@ -446,4 +446,4 @@ X = np.ones((B, T, D), np.float32)
 ])
 def test_bad_arguments_name_the_argument(cells, layers, kwargs, error, match):
     with pytest.raises(error, match=match):
-        quick_jit(lambda x: jaxgru.stacked_rnn(cells, layers, x, **kwargs))(X)
+        jax.jit(lambda x: jaxgru.stacked_rnn(cells, layers, x, **kwargs))(X)
