@@ -11,8 +11,10 @@ dtype policy, and open matplotlib figures. Warnings are the test's (pytest's
 ``filterwarnings``: errors, except the listed third-party ones). Every failing block is
 reported with its file line and traceback.
 
-The test process has eight CPU devices (conftest.py), where a reader's has one: a block
-that uses `jaxgru.parallel` must work with either.
+The test process has eight CPU devices and compiles with XLA's backend optimizations off
+(conftest.py), where a reader's has one device and JAX's defaults: a block that uses
+`jaxgru.parallel` must work with either, and a block's printed numbers may differ from the
+reader's in the last bit.
 """
 
 import contextlib

@@ -2,7 +2,6 @@
 compilation cache for the test run, and a float64 switch for gradient checks."""
 
 import atexit
-import contextlib
 import ctypes
 import gc
 import os
@@ -10,11 +9,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-try:
-    import fcntl
-except ImportError:  # Windows: heavy children may then overlap
-    fcntl = None
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -73,29 +67,6 @@ def pytest_sessionfinish(session, exitstatus):
     # Before an xdist worker reports that it finished: the controller may end it right after.
     for directory in _CACHE_DIR:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def one_heavy_child_at_a_time(tmp_path_factory, worker_id):
-    """A context manager to start a memory-heavy child process in (a notebook kernel, a
-    TensorFlow interpreter, a multi-process launch): while one test's heavy children run,
-    another worker's wait, so that the run's memory peak holds the two workers and one set
-    of children, not two. A file lock in the run's shared temporary directory; without
-    xdist (one process) it only runs the block."""
-    if worker_id == "master" or fcntl is None:
-        return contextlib.nullcontext
-    lock_path = tmp_path_factory.getbasetemp().parent / "heavy-children.lock"
-
-    @contextlib.contextmanager
-    def held():
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    return held
 
 
 @pytest.fixture(autouse=True)

@@ -23,13 +23,19 @@ from types import ModuleType
 
 import pytest
 
-__all__ = ["HEAVY_MODULES", "TF", "keras", "keras3", "lazy", "tf", "torch"]
+__all__ = ["CHILDREN", "HEAVY_MODULES", "TF", "keras", "keras3", "lazy", "tf", "torch"]
 
 # Imported by none of the test files at collection (conftest.py checks).
 HEAVY_MODULES = ("tensorflow", "tf_keras", "torch")
 
 # The xdist group of every test that imports TensorFlow (tf_keras included).
 TF = pytest.mark.xdist_group("tf")
+
+# The xdist group of the tests that start memory-heavy child processes (notebook kernels,
+# the multi-process launches, a TensorFlow interpreter, the demo's command line: 0.5-1.3 GB
+# each): one worker runs them one after another, so that the run's memory holds the two
+# workers and one set of children, never two.
+CHILDREN = pytest.mark.xdist_group("children")
 
 
 class _Lazy:

@@ -15,6 +15,7 @@ import jaxgru
 from jaxgru import demo
 from jaxgru.__main__ import build_parser, main
 from jaxgru.demo._tasks import adding_problem, adding_task, digits_task
+from references import CHILDREN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILES = ("loss_curve.png", "predictions.png")
@@ -46,6 +47,7 @@ def test_task_baselines():
         adding_task(1, jax.random.key(0))
 
 
+@CHILDREN
 def test_module_entry_point_writes_plots_and_prints_metric(tmp_path):
     """``python -m jaxgru demo`` as a user runs it, in a short adding-problem run."""
     env = dict(os.environ, PYTHONPATH=str(Path(jaxgru.__file__).parents[1]))

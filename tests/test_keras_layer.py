@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from references import CHILDREN
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _ON_TENSORFLOW = """
@@ -37,12 +39,12 @@ print("same as keras.layers.GRU")
 """
 
 
-def test_falls_back_to_keras_on_tensorflow(one_heavy_child_at_a_time):
+@CHILDREN  # TensorFlow: about 1 GB
+def test_falls_back_to_keras_on_tensorflow():
     """On TensorFlow the layer is Keras's: the same outputs, states and dropout (same
     seed), with masks and go_backwards."""
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    with one_heavy_child_at_a_time():  # TensorFlow: about 1 GB
-        run = subprocess.run([sys.executable, "-W", "error", "-c", _ON_TENSORFLOW], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-W", "error", "-c", _ON_TENSORFLOW], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "same as keras.layers.GRU" in run.stdout, run.stderr[-4000:]

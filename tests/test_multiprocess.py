@@ -32,6 +32,8 @@ import time
 import numpy as np
 import pytest
 
+from references import CHILDREN
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multiprocess_worker.py")
 EXAMPLE = os.path.join(ROOT, "examples", "train_data_parallel.py")
@@ -226,11 +228,11 @@ def check_example_runs_as_two_local_processes(runs):
     assert "step    1  train MSE" in output and "saved step 2" in output
 
 
-def test_two_processes_train_resume_and_stop_as_one_process(tmp_path, one_heavy_child_at_a_time):
+@CHILDREN  # up to 0.9 GB of processes
+def test_two_processes_train_resume_and_stop_as_one_process(tmp_path):
     """One test for the one launch (under pytest-xdist, tests sharing a fixture may land in
     different workers, each launching everything again)."""
-    with one_heavy_child_at_a_time():  # up to 0.9 GB of processes; the deadline starts inside
-        runs = launch(str(tmp_path))
+    runs = launch(str(tmp_path))
     check_two_processes_train_as_one_process_with_four_devices(runs)
     check_checkpoint_of_two_processes_resumes_in_one(runs)
     check_checkpoint_of_one_process_resumes_in_two(runs)
@@ -238,6 +240,7 @@ def test_two_processes_train_resume_and_stop_as_one_process(tmp_path, one_heavy_
     check_example_runs_as_two_local_processes(runs)
 
 
+@CHILDREN
 def test_launcher_fails_fast_when_a_process_exits_early(tmp_path):
     """Process 1 exits at once (a bad argument): process 0, waiting for it in
     `jax.distributed.initialize`, is killed and the launch fails within seconds."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from references import CHILDREN
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -43,8 +44,9 @@ def test_stored_with_outputs_in_order(path):
     assert not [out for cell in cells for out in cell.outputs if out.output_type == "error"]
 
 
+@CHILDREN  # a kernel: 0.6-1.2 GB (03 loads TensorFlow and torch)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_executes_top_to_bottom(path, one_heavy_child_at_a_time):
+def test_executes_top_to_bottom(path):
     """Every cell, in order, in a fresh kernel (10 epochs of training in 02 run as 1)."""
     notebook = nbformat.read(path, as_version=4)
     for stored, run in SHORTER_RUN.get(path.stem, []):
@@ -55,6 +57,5 @@ def test_executes_top_to_bottom(path, one_heavy_child_at_a_time):
     env = dict(os.environ, PYTHONPATH=python_path)
     client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                             resources={"metadata": {"path": str(path.parent)}})
-    with one_heavy_child_at_a_time():  # a kernel: 0.6-1.2 GB (03 loads TensorFlow and torch)
-        client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
+    client.execute(env=env)  # raises CellExecutionError, with the cell and traceback, on any error
     assert all(cell.execution_count is not None for cell in code_cells(notebook))
