@@ -180,18 +180,28 @@ def _return_freed_memory() -> None:
         pass
 
 
+def _release() -> None:
+    """Drops JAX's in-memory caches and Keras's graph state, and hands the freed memory back."""
+    import jax
+
+    jax.clear_caches()
+    for name in ("tf_keras", "keras"):
+        if name in sys.modules:
+            sys.modules[name].backend.clear_session()
+    gc.collect()
+    _return_freed_memory()
+    _released_at.append(_resident_bytes())
+
+
 @pytest.fixture(autouse=True)
-def _release_compiled_programs():
+def _release_compiled_programs(request):
     if not _released_at:
         _released_at.append(_resident_bytes())
+    # A test that starts memory-heavy children (references.CHILDREN) first releases
+    # whatever this worker holds beyond its imports, so that the children run beside a
+    # lean worker.
+    if any(mark.args == ("children",) for mark in request.node.iter_markers("xdist_group")):
+        _release()
     yield
     if _resident_bytes() > _released_at[-1] + RELEASE_GROWTH_BYTES:
-        import jax
-
-        jax.clear_caches()
-        for name in ("tf_keras", "keras"):
-            if name in sys.modules:
-                sys.modules[name].backend.clear_session()
-        gc.collect()
-        _return_freed_memory()
-        _released_at.append(_resident_bytes())
+        _release()
