@@ -85,7 +85,7 @@ def run_alone(path: str, blocks: list[tuple[int, str]]) -> list[tuple[int, str]]
             try:
                 # Padded so that a traceback points at the file's own line numbers.
                 exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
-            except Exception:
+            except (Exception, SystemExit):  # a block's sys.exit() is its failure, not the test's end
                 failures.append((line, traceback.format_exc()))
         namespace.clear()
     return failures

@@ -23,8 +23,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and e
 # backend optimizations off (JAX's jax_disable_most_optimizations: backend optimization
 # level 0, LLVM's expensive passes off; XLA's graph passes still run): the same operations,
 # a third to a half less compile time. A program may then round differently in the last bit
-# than at JAX's default; a test that compares two programs bit for bit, or inspects what
-# the compiler made, carries the `xla_optimized` marker and compiles at the default.
+# than at JAX's default; a test that compares two programs bit for bit carries the
+# `xla_optimized` marker and compiles at the default.
 # JAX_DISABLE_MOST_OPTIMIZATIONS=0 runs the whole suite at the default.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
@@ -77,12 +77,17 @@ def _xla_optimized(request):
         return
     import jax
 
+    # The setting is not part of the key of JAX's in-memory caches: an operation compiled
+    # eagerly by an earlier test would be served as it was, so the caches are dropped on
+    # the way in and out (the run's compilation cache on disk keys by the setting).
     previous = jax.config.read("jax_disable_most_optimizations")
+    jax.clear_caches()
     jax.config.update("jax_disable_most_optimizations", False)
     try:
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", previous)
+        jax.clear_caches()
 
 
 @pytest.fixture
