@@ -29,7 +29,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and e
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
-from references import HEAVY_MODULES  # noqa: E402
+from references import CHILDREN, HEAVY_MODULES  # noqa: E402
 
 # Eight CPU devices in every test process, so that the data-parallel tests (jaxgru.parallel,
 # Keras's distribution API) run here and not in child processes. A jitted function without
@@ -205,7 +205,7 @@ def _release_compiled_programs(request):
     # A test that starts memory-heavy children (references.CHILDREN) first releases
     # whatever this worker holds beyond its imports, so that the children run beside a
     # lean worker.
-    if any(mark.args == ("children",) for mark in request.node.iter_markers("xdist_group")):
+    if any(mark.args == CHILDREN.mark.args for mark in request.node.iter_markers("xdist_group")):
         _release()
     yield
     if _resident_bytes() > _released_at[-1] + RELEASE_GROWTH_BYTES:

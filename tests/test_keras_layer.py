@@ -43,7 +43,7 @@ print("same as keras.layers.GRU")
 def test_falls_back_to_keras_on_tensorflow():
     """On TensorFlow the layer is Keras's: the same outputs, states and dropout (same
     seed), with masks and go_backwards."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     run = subprocess.run([sys.executable, "-W", "error", "-c", _ON_TENSORFLOW], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
