@@ -28,9 +28,11 @@ import jax
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-# A page whose blocks import TensorFlow (tf_keras, SavedModel) runs in the xdist group that
-# keeps TensorFlow on one worker (references.TF).
-TENSORFLOW = re.compile(r"\b(tensorflow|tf_keras)\b")
+# A page whose blocks import TensorFlow (tf_keras, SavedModel), torch or Keras 3 (which
+# imports TensorFlow where it is installed) runs in the xdist group that keeps them on one
+# worker (references.HEAVY).
+HEAVY_IMPORTS = re.compile(r"\b(tensorflow|tf_keras|torch)\b|^\s*(import|from)\s+(keras|jaxgru\.keras)\b"
+                           r"|^\s*from\s+jaxgru\s+import\s+keras\b", re.MULTILINE)
 
 
 def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
@@ -39,9 +41,9 @@ def fenced_blocks(text: str, language: str) -> list[tuple[int, str]]:
             for match in FENCE.finditer(text) if match.group(1) == language]
 
 
-def uses_tensorflow(path: Path) -> bool:
-    """Whether a page's python blocks import TensorFlow or tf_keras."""
-    return any(TENSORFLOW.search(code) for _, code in fenced_blocks(path.read_text(encoding="utf-8"), "python"))
+def uses_heavy_references(path: Path) -> bool:
+    """Whether a page's python blocks import TensorFlow, tf_keras, torch or Keras 3."""
+    return any(HEAVY_IMPORTS.search(code) for _, code in fenced_blocks(path.read_text(encoding="utf-8"), "python"))
 
 
 @contextlib.contextmanager

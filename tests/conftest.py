@@ -29,7 +29,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn by docs blocks and e
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
-from references import CHILDREN, HEAVY_MODULES  # noqa: E402
+from references import CHILDREN, HEAVY, HEAVY_MODULES  # noqa: E402
 
 # Eight CPU devices in every test process, so that the data-parallel tests (jaxgru.parallel,
 # Keras's distribution API) run here and not in child processes. A jitted function without
@@ -113,9 +113,16 @@ QUICK_FILES = {
 }
 
 
+# Keras's own test files, kept as upstream wrote them, run Keras 3, which imports TensorFlow
+# where it is installed (references.py): every test in this directory is in references.HEAVY.
+KERAS_JAX = Path(__file__).parent / "keras_jax"
+
+
 def pytest_collection_modifyitems(config, items):
     quick_functions = set()
     for item in items:
+        if KERAS_JAX in item.path.parents:
+            item.add_marker(HEAVY)
         function = item.nodeid.partition("[")[0]
         if item.path.name not in QUICK_FILES or function in quick_functions:
             item.add_marker(pytest.mark.slow)
@@ -141,9 +148,9 @@ def _add_xdist_groups(items):
 
 
 # Every xdist worker collects every file: a file that imported TensorFlow or torch at the
-# top would load them (about 1 GB) into every worker. Test files reach them through
-# tests/references.py, imported on first use, and the tests that use TensorFlow carry
-# references.TF, the xdist group that keeps them on one worker (--dist loadgroup).
+# top would load them (about 650 MB) into every worker. Test files reach them through
+# tests/references.py, imported on first use, and the tests that use them carry
+# references.HEAVY, the xdist group that keeps them on one worker (--dist loadgroup).
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector):
     heavy = [name for name in HEAVY_MODULES if name not in sys.modules]
@@ -153,8 +160,27 @@ def pytest_make_collect_report(collector):
         report.outcome = "failed"
         report.longrepr = (f"{collector.path.name} imports {', '.join(loaded)} when collected: import it "
                            "through tests/references.py (on first use), and mark the tests that use "
-                           "TensorFlow with references.TF")
+                           "it with references.HEAVY")
     return report
+
+
+def _in_group(node, group) -> bool:
+    return any(mark.args == group.mark.args for mark in node.iter_markers("xdist_group"))
+
+
+@pytest.fixture(autouse=True)
+def _heavy_modules_stay_in_their_group(request):
+    """Fails a test outside references.HEAVY that imports one of HEAVY_MODULES: it would load
+    them into a second worker. (Blind where an earlier test of the process loaded them.)"""
+    if _in_group(request.node, HEAVY):
+        yield
+        return
+    absent = [name for name in HEAVY_MODULES if name not in sys.modules]
+    yield
+    loaded = [name for name in absent if name in sys.modules]
+    if loaded:
+        pytest.fail(f"{request.node.nodeid} imported {', '.join(loaded)}: mark it with references.HEAVY",
+                    pytrace=False)
 
 
 # A worker that has compiled many programs holds them all (and the traces behind them)
@@ -205,7 +231,7 @@ def _release_compiled_programs(request):
     # A test that starts memory-heavy children (references.CHILDREN) first releases
     # whatever this worker holds beyond its imports, so that the children run beside a
     # lean worker.
-    if any(mark.args == CHILDREN.mark.args for mark in request.node.iter_markers("xdist_group")):
+    if _in_group(request.node, CHILDREN):
         _release()
     yield
     if _resident_bytes() > _released_at[-1] + RELEASE_GROWTH_BYTES:

@@ -1,21 +1,23 @@
 """The heavy reference libraries (TensorFlow, tf_keras, torch) and Keras 3, imported when a
 test first uses them rather than when pytest collects its file.
 
-Importing TensorFlow with tf_keras costs a process about 800 MB, torch about 180 MB over
-JAX, Keras 3 (on JAX, conftest.py) about 180 MB. Every pytest-xdist worker collects every
-test file, so a top-level import in one file would load them into every worker. Test files name them here instead::
+Importing TensorFlow with tf_keras costs a process about 470 MB over JAX, torch about
+180 MB. Every pytest-xdist worker collects every test file, so a top-level import in one
+file would load them into every worker. Test files name them here instead::
 
-    from references import TF, keras, tf
+    from references import HEAVY, keras, tf
 
-    @TF
+    @HEAVY
     def test_against_keras():
         keras.layers.GRUCell(4)  # tf_keras is imported here, on the first attribute
 
-and the tests that use TensorFlow or tf_keras carry ``TF``, the xdist group that keeps
-them on one worker (``--dist loadgroup``): the other worker never loads TensorFlow.
-conftest.py fails the collection of a file that imports TensorFlow, tf_keras or torch at
-the top (Keras's own test files, run against `jaxgru.keras.GRU` as upstream wrote them,
-import Keras 3 at the top).
+and the tests that use TensorFlow, tf_keras or torch carry ``HEAVY``, the xdist group that
+keeps them on one worker (``--dist loadgroup``): the other worker never loads them.
+conftest.py fails the collection of a file that imports one of them at the top, and a test
+outside ``HEAVY`` that imports one (Keras 3's ``keras.utils.set_random_seed`` imports
+TensorFlow where it is installed, to seed it too). Keras 3 (on JAX, conftest.py) is not in
+the group: Keras's own test files, run against `jaxgru.keras.GRU` as upstream wrote them,
+import it at the top.
 """
 
 import importlib
@@ -23,18 +25,21 @@ from types import ModuleType
 
 import pytest
 
-__all__ = ["CHILDREN", "HEAVY_MODULES", "TF", "keras", "keras3", "lazy", "tf", "torch"]
+__all__ = ["CHILDREN", "HEAVY", "HEAVY_MODULES", "keras", "keras3", "lazy", "tf", "torch"]
 
-# Imported by none of the test files at collection (conftest.py checks).
+# Imported by none of the test files at collection, and by no test outside HEAVY
+# (conftest.py checks both).
 HEAVY_MODULES = ("tensorflow", "tf_keras", "torch")
 
-# The xdist group of every test that imports TensorFlow (tf_keras included).
-TF = pytest.mark.xdist_group("tf")
+# The xdist group of every test that imports one of HEAVY_MODULES.
+HEAVY = pytest.mark.xdist_group("heavy")
 
 # The xdist group of the tests that start memory-heavy child processes (notebook kernels,
 # the multi-process launches, a TensorFlow interpreter, the demo's command line: 0.5-1.3 GB
 # each): one worker runs them one after another, so that the run's memory holds the two
-# workers and one set of children, never two.
+# workers and one set of children, never two. xdist hands out the largest work units
+# first (--loadscope-reorder, its default): HEAVY (hundreds of tests) goes to one worker,
+# CHILDREN (about fifteen) to the other, which runs them while it is still lean.
 CHILDREN = pytest.mark.xdist_group("children")
 
 

@@ -3,7 +3,7 @@ timing here: speed lives in benchmarks/ and benchmarks/RESULTS.md)."""
 
 import numpy as np
 import pytest
-from references import TF
+from references import HEAVY
 
 from benchmarks.peers import PEERS, Problem, Unsupported
 
@@ -14,11 +14,13 @@ UNSUPPORTED = {("flax linen", "reset_before"), ("flax nnx", "reset_before"), ("e
                ("torch", "reset_before"), ("haiku", "reset_after-masked")}
 
 
-# The peers that import TensorFlow (Keras 3 runs on JAX in the test processes, conftest.py).
-TF_PEERS = {"tf_keras"}
+# The peers that import TensorFlow or torch (Keras 3, on JAX here, imports TensorFlow
+# where it is installed: references.py).
+HEAVY_PEERS = {"keras 3 (jax)", "tf_keras", "torch"}
 
 
-@pytest.mark.parametrize("peer", [pytest.param(peer, marks=TF) if peer in TF_PEERS else peer for peer in sorted(PEERS)])
+@pytest.mark.parametrize("peer", [pytest.param(peer, marks=HEAVY) if peer in HEAVY_PEERS else peer
+                                  for peer in sorted(PEERS)])
 @pytest.mark.parametrize("problem", sorted(PROBLEMS))
 def test_peer_runs_or_says_why_not(peer, problem):
     if (peer, problem) in UNSUPPORTED:

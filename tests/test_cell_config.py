@@ -15,7 +15,7 @@ import pytest
 
 import jaxgru
 from keras_reference import keras_cell, params_of, randomize
-from references import keras, keras3, tf, TF
+from references import keras, keras3, tf, HEAVY
 
 UNITS, INPUT_DIM = 4, 3
 
@@ -66,7 +66,7 @@ REGULARIZERS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize(
     "options,reset_after",
     # Keras's OrthogonalRegularizer needs a 2-D weight: not on the (3U,) bias of reset_after=False
@@ -115,7 +115,7 @@ CONSTRAINTS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("constraint", CONSTRAINTS, ids=lambda c: json.dumps(c)[:80])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_constrain_equals_keras_constraints(constraint, reset_after):
@@ -190,7 +190,7 @@ def assert_same_outputs(kcell, cell, seed=0):
     np.testing.assert_allclose(out, expected.numpy(), atol=1e-5, rtol=1e-6)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_from_keras_config_matches_keras(options):
     kcell, cell = keras_and_jaxgru(options)
@@ -205,7 +205,7 @@ def test_from_keras_config_matches_keras(options):
                                        variable.constraint(variable).numpy(), rtol=1e-6, atol=1e-7)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_jaxgru_config_is_read_by_keras(options):
     kcell, cell = keras_and_jaxgru(options)
@@ -218,7 +218,7 @@ def test_jaxgru_config_is_read_by_keras(options):
     assert jaxgru.GRUCell.from_config(rebuilt.get_config()) == cell
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("options", KERAS_CELLS, ids=lambda o: ",".join(o) or "defaults")
 def test_config_round_trip_equality_hash_and_json(options):
     _, cell = keras_and_jaxgru(options)
@@ -228,7 +228,7 @@ def test_config_round_trip_equality_hash_and_json(options):
     assert from_json == cell and hash(from_json) == hash(cell)
 
 
-@TF
+@HEAVY
 def test_legacy_implementation_0_computes_like_keras_cell():
     # tf_keras's GRUCell keeps 0 and computes it as the fused mode 2 (only dp[0] applies).
     kcell, cell = keras_and_jaxgru(dict(implementation=0, dropout=0.4))
@@ -236,7 +236,7 @@ def test_legacy_implementation_0_computes_like_keras_cell():
     assert_same_outputs(kcell, cell, seed=3)
 
 
-@TF
+@HEAVY
 def test_keras_3_config():
     layer = keras3.layers.GRUCell(
         UNITS, seed=4, dropout=0.2, kernel_regularizer="l2", recurrent_constraint="non_neg",

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import jaxgru
-from references import keras, TF
+from references import keras, HEAVY
 
 B, D, U = 64, 48, 40
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("rate,recurrent_rate", [(0.3, 0.0), (0.0, 0.6), (0.25, 0.5)])
 def test_mask_statistics_like_keras(rate, recurrent_rate):
     cell = jaxgru.GRUCell(U, dropout=rate, recurrent_dropout=recurrent_rate)
@@ -71,7 +71,7 @@ def test_training_false_never_drops():
     assert cell.dropout_masks(jax.random.key(3), B, D, training=False) == jaxgru.DropoutMasks(None, None)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("rate,clipped,active", [(-0.5, 0.0, False), (0.0, 0.0, False), (0.5, 0.5, True),
                                                  (1.0, 1.0, False), (3.0, 1.0, False)])
 def test_rates_are_clipped_and_only_0_to_1_exclusive_drops(rate, clipped, active):

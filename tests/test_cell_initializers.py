@@ -13,7 +13,7 @@ import pytest
 
 import jaxgru
 from jaxgru import initializers
-from references import keras, TF
+from references import keras, HEAVY
 
 D, U = 24, 32
 SHAPES = {"kernel": (D, 3 * U), "recurrent_kernel": (U, 3 * U), "bias": (3 * U,), "bias_reset_after": (2, 3 * U)}
@@ -62,7 +62,7 @@ def ks_statistic(a, b):
     return np.max(np.abs(cdf(a) - cdf(b)))
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("identifier,keras_config", DETERMINISTIC)
 @pytest.mark.parametrize("weight", ["kernel", "recurrent_kernel"])
 def test_deterministic_initializers_equal_keras(identifier, keras_config, weight):
@@ -70,7 +70,7 @@ def test_deterministic_initializers_equal_keras(identifier, keras_config, weight
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=0)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("identifier,keras_config", RANDOM, ids=lambda v: str(v)[:60])
 def test_random_initializers_match_keras_statistics(identifier, keras_config):
     for weight in ("kernel", "recurrent_kernel", "bias", "bias_reset_after"):
@@ -89,7 +89,7 @@ def test_random_initializers_match_keras_statistics(identifier, keras_config):
             np.testing.assert_allclose([ours.min(), ours.max()], [theirs.min(), theirs.max()], atol=0.02 * span)
 
 
-@TF
+@HEAVY
 def test_glorot_uniform_limit_is_over_the_whole_kernel():
     kernel = jaxgru.GRUCell(U).init(jax.random.key(1), D)["kernel"]
     limit = np.sqrt(6 / (D + 3 * U))
@@ -99,7 +99,7 @@ def test_glorot_uniform_limit_is_over_the_whole_kernel():
     assert np.abs(keras_kernel).max() <= limit
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("gain", [1.0, 2.5])
 def test_orthogonal_recurrent_kernel_has_orthonormal_rows_over_all_gates(gain):
     cell = jaxgru.GRUCell(U, recurrent_initializer={"class_name": "Orthogonal", "config": {"gain": gain}})
@@ -117,7 +117,7 @@ def test_init_returns_the_requested_dtype(dtype):
     np.testing.assert_allclose(q @ q.T, np.eye(4), atol=0.05)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("reset_after,bias_shape", [(True, (2, 3 * U)), (False, (3 * U,))])
 def test_default_init_shapes_and_zero_bias_like_keras(reset_after, bias_shape):
     params = jaxgru.GRUCell(U, reset_after=reset_after).init(jax.random.key(0), D)
@@ -152,7 +152,7 @@ def test_keras_seed_is_ignored():
     assert cell.get_config()["kernel_initializer"] == {"class_name": "GlorotUniform", "config": {}}
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("alias,canonical", [("normal", "random_normal"), ("uniform", "random_uniform"),
                                              ("one", "ones"), ("zero", "zeros"),
                                              ("GlorotUniformV2", "glorot_uniform"),

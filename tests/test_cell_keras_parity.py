@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import jaxgru
 from keras_reference import keras_cell, params_of
-from references import tf, TF
+from references import tf, HEAVY
 
-pytestmark = TF  # every test here runs TensorFlow
+pytestmark = HEAVY  # every test here runs TensorFlow
 
 ACTIVATION_PAIRS = [("tanh", "sigmoid"), ("relu", "hard_sigmoid"), (None, "softsign"), ("gelu", "swish"),
                     ("elu", "selu"), ("softplus", "exponential")]

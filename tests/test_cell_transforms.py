@@ -13,7 +13,7 @@ from jax.test_util import check_grads
 import jaxgru
 from helpers import random_params
 from keras_reference import keras_cell, params_of
-from references import tf, TF
+from references import tf, HEAVY
 
 B, D, U = 3, 4, 5
 OPTIONS = [dict(), dict(reset_after=False), dict(implementation=1, dropout=0.3),
@@ -162,7 +162,7 @@ def test_bfloat16_params_with_float32_inputs():
     np.testing.assert_allclose(out, cell.step(params, h, x)[0], atol=3e-2)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_float64_matches_keras_float64(x64, reset_after):
     kcell = keras_cell(U, D, seed=2, reset_after=reset_after, dtype="float64")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from code_blocks import assert_blocks_run_alone, fenced_blocks, uses_tensorflow
-from references import TF
+from code_blocks import assert_blocks_run_alone, fenced_blocks, uses_heavy_references
+from references import HEAVY
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -65,7 +65,7 @@ def test_pages_exist():
         "docs/ has no ```python blocks to check"
 
 
-@pytest.mark.parametrize("page", [pytest.param(page, marks=[TF] if uses_tensorflow(page) else [])
+@pytest.mark.parametrize("page", [pytest.param(page, marks=[HEAVY] if uses_heavy_references(page) else [])
                                   for page in CODE_PAGES], ids=[str(page.relative_to(DOCS)) for page in CODE_PAGES])
 def test_python_blocks_run_alone(page):
     assert_blocks_run_alone(page)

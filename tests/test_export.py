@@ -15,7 +15,7 @@ from jax import export
 import jaxgru
 import jaxgru.linen
 import jaxgru.nnx
-from references import TF
+from references import HEAVY
 
 D, U = 3, 5
 SHAPES = ((2, 7), (4, 3))  # concrete (B, T) the symbolic export is called at
@@ -144,7 +144,7 @@ def tf():
     return pytest.importorskip("tensorflow")
 
 
-@TF
+@HEAVY
 def test_saved_model_reloads_and_runs_with_variable_batch_and_time(tf, tmp_path):
     from jax.experimental import jax2tf
 
@@ -167,7 +167,7 @@ def test_saved_model_reloads_and_runs_with_variable_batch_and_time(tf, tmp_path)
         np.testing.assert_allclose(final.numpy(), want_final, rtol=1e-5, atol=1e-5)
 
 
-@TF
+@HEAVY
 def test_tflite_interpreter_matches_with_fixed_shapes(tf):
     """TFLite runs the jax2tf function through its TF-ops fallback; a fixed input shape
     is converted (the interpreter resizes nothing)."""

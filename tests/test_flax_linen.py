@@ -12,7 +12,7 @@ import pytest
 from helpers import KeyProbe, randomized, synthetic_task
 from keras_reference import params_of, randomize
 from layer_reference import H0, LAYER_CASES, ROW_MASK, B, D, T, U, X, assert_close, expected_layer_output
-from references import TF, keras
+from references import HEAVY, keras
 
 import jaxgru
 from jaxgru import linen as jf
@@ -125,7 +125,7 @@ def test_gru_matches_rnn(options, mask, initial_state):
     jax.tree.map(assert_close, result, expected)
 
 
-@TF
+@HEAVY
 def test_gru_with_keras_weights_matches_tf_keras():
     keras_layer = keras.layers.GRU(U, return_sequences=True, return_state=True, reset_after=False)
     keras_layer(np.asarray(X))

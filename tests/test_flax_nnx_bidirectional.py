@@ -9,7 +9,7 @@ from flax import nnx
 from helpers import randomize_nnx
 from keras_reference import params_of, randomize
 from layer_reference import H0, ROW_MASK, B, D, T, U, X, assert_close
-from references import TF, keras, tf
+from references import HEAVY, keras, tf
 
 import jaxgru
 from jaxgru import nnx as jn
@@ -53,7 +53,7 @@ def test_matches_bidirectional(merge_mode, options, backward_options, mask, init
         jax.tree.map(assert_close, result, outputs)
 
 
-@TF
+@HEAVY
 def test_matches_tf_keras_bidirectional():
     keras_layer = keras.layers.Bidirectional(keras.layers.GRU(U, return_sequences=True, return_state=True),
                                              merge_mode="mul")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from helpers import KeyProbe, assert_close, randomized
-from references import torch
+from references import HEAVY, torch
 
 import jaxgru
 from jaxgru import linen as jf
@@ -68,6 +68,7 @@ def test_linen_matches_stacked_rnn_with_its_params(bidirectional):
     assert_close(result, expected, 1e-6)
 
 
+@HEAVY
 def test_linen_with_converted_torch_weights_matches_torch():
     layers, x, expected = torch_reference(bidirectional=True, batch_first=True)
     module = jf.StackedGRU(U, num_layers=L, bidirectional=True, return_state=True)
@@ -153,6 +154,7 @@ def test_nnx_matches_stacked_rnn_with_its_params(bidirectional):
     assert_close(result, expected, 1e-6)
 
 
+@HEAVY
 def test_nnx_with_converted_torch_weights_matches_torch_and_trains():
     layers, x, expected = torch_reference(bidirectional=False, batch_first=False)
     module = jn.StackedGRU(D, U, num_layers=L, time_major=True, return_state=True, rngs=rngs(0))

@@ -17,7 +17,7 @@ from jaxgru import parallel
 from jaxgru._core.adjoints import supports
 from jaxgru.linen import GRU as LinenGRU
 from jaxgru.nnx import GRU as NnxGRU
-from references import torch
+from references import HEAVY, torch
 
 B, T, D, U = 3, 6, 4, 5
 CELL = jaxgru.GRUCell(U)
@@ -307,6 +307,7 @@ def _step_loop(cell, x):
 
 
 # ---------------------------------------------------------------- torch tensors
+@HEAVY
 def test_torch_tensors_convert_without_deprecated_numpy_paths():
     state_dict = torch.nn.GRU(D, U, batch_first=True).state_dict()
     half_state_dict = {name: tensor.to(torch.bfloat16) for name, tensor in state_dict.items()}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from helpers import random_params
-from references import torch
+from references import HEAVY, torch
 
 import jaxgru
 import jaxgru.interop
@@ -157,6 +157,7 @@ def _state_dict(**extra):
     return state_dict
 
 
+@HEAVY
 @pytest.mark.parametrize("key,match", [
     ("weight_ih_l99999999999999999999", r"state_dict\['weight_ih_l99999999999999999999'\]: layer index "
                                         r"99999999999999999999, but the state dict holds only 9 keys"),
@@ -172,6 +173,7 @@ def test_from_torch_stack_bounds_layer_indices_by_the_dict(key, match):
     assert len(str(error.value)) < LONGEST_MESSAGE
 
 
+@HEAVY
 def test_meta_tensors_are_refused_naming_the_key():
     with torch.device("meta"):
         module = torch.nn.GRU(D, U, num_layers=2)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 from keras_reference import keras_cell
-from references import TF, lazy, tf, torch
+from references import HEAVY, lazy, tf, torch
 
 import jaxgru
 
@@ -37,7 +37,7 @@ def keras_cudnn_params(weights, monkeypatch):
     return captured.value.args[0]
 
 
-@TF
+@HEAVY
 def test_to_cudnn_equals_keras_gpu_conversion_and_round_trips(monkeypatch):
     weights = keras_cell(UNITS, INPUT, seed=2).get_weights()
     params = jaxgru.from_keras(weights)
@@ -49,6 +49,7 @@ def test_to_cudnn_equals_keras_gpu_conversion_and_round_trips(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@HEAVY
 def test_to_cudnn_equals_torch_flat_weights():
     module = torch.nn.GRU(INPUT, UNITS)
     torch_flat = torch.cat([w.detach().reshape(-1) for w in module._flat_weights]).numpy()

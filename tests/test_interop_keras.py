@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from keras_reference import randomize
-from references import TF, keras, torch
+from references import HEAVY, keras, torch
 
 import jaxgru
 
@@ -20,7 +20,7 @@ def keras_gru(seed=0, **options):
     return layer
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_round_trip_is_exact_and_matches_keras(reset_after, use_bias):
@@ -40,7 +40,7 @@ def test_round_trip_is_exact_and_matches_keras(reset_after, use_bias):
     np.testing.assert_allclose(np.asarray(final), k_state.numpy(), atol=1e-5)
 
 
-@TF
+@HEAVY
 def test_keras_weights_load_into_torch_and_give_keras_outputs():
     layer = keras_gru(seed=3)
     k_out, k_state = layer(X)
@@ -56,7 +56,7 @@ def test_keras_weights_load_into_torch_and_give_keras_outputs():
         np.testing.assert_array_equal(a, b)
 
 
-@TF
+@HEAVY
 def test_params_are_copies():
     weights = keras_gru().get_weights()
     params = jaxgru.from_keras(weights)
@@ -64,7 +64,7 @@ def test_params_are_copies():
     assert not np.array_equal(params["kernel"], weights[0])
 
 
-@TF
+@HEAVY
 def test_jax_params_are_accepted():
     params = jaxgru.GRUCell(UNITS).init(jax.random.key(0), INPUT)
     layer = keras_gru()
@@ -74,7 +74,7 @@ def test_jax_params_are_accepted():
 
 
 # ------------------------------------------------------------------ malformed inputs
-@TF
+@HEAVY
 @pytest.mark.parametrize("cell,message", [
     (jaxgru.GRUCell(5), "units=4, cell.units=5"),
     (jaxgru.GRUCell(UNITS, use_bias=False), "have bias, cell.use_bias=False"),
@@ -85,7 +85,7 @@ def test_weights_must_fit_the_cell(cell, message):
         jaxgru.from_keras(keras_gru().get_weights(), cell=cell)
 
 
-@TF
+@HEAVY
 def test_bias_free_weights_must_fit_the_cell():
     weights = keras_gru(use_bias=False).get_weights()
     with pytest.raises(ValueError, match="have no bias, cell.use_bias=True"):
@@ -94,7 +94,7 @@ def test_bias_free_weights_must_fit_the_cell():
         jaxgru.from_keras(weights, cell=keras.layers.GRUCell(UNITS))
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("index,shape,message", [
     (0, (3, 9), r"weights\[0\] \(kernel\): expected shape \(input_dim, 12\) for units=4"),
     (0, (3, 12, 1), r"weights\[0\] \(kernel\): expected shape"),
@@ -120,7 +120,7 @@ def test_bad_lists(weights, message):
         jaxgru.from_keras(weights)
 
 
-@TF
+@HEAVY
 def test_non_float_and_non_array_weights():
     weights = keras_gru().get_weights()
     with pytest.raises(TypeError, match=r"weights\[1\] \(recurrent_kernel\): expected floating-point"):
@@ -129,7 +129,7 @@ def test_non_float_and_non_array_weights():
         jaxgru.from_keras(["kernel", weights[1], weights[2]])
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("change,error,message", [
     (lambda p: p.pop("recurrent_kernel"), ValueError, r"params\['recurrent_kernel'\]: missing; expected shape"),
     (lambda p: p.update(bias=np.zeros(3)), ValueError, r"params\['bias'\]: expected shape \(12,\)"),

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from keras_reference import randomize
-from references import TF, keras3
+from references import HEAVY, keras3
 from references import keras as tf_keras
 
 import jaxgru
@@ -61,7 +61,7 @@ def expected_names(lib, fmt):
     return ("bi/forward_enc", "bi/backward_enc"), ("first", "second")
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("lib,fmt", CASES)
 def test_loaded_weights_reproduce_keras(saved, lib, fmt):
     (forward, backward), (first, second) = expected_names(lib, fmt)
@@ -82,7 +82,7 @@ def test_loaded_weights_reproduce_keras(saved, lib, fmt):
     np.testing.assert_allclose(np.asarray(outputs), expected, atol=1e-5)
 
 
-@TF
+@HEAVY
 def test_nested_model_names(tmp_path):
     inner = tf_keras.Sequential([tf_keras.Input((STEPS, INPUT)), tf_keras.layers.GRU(2, name="g")], name="encoder")
     inputs = tf_keras.Input((STEPS, INPUT))
@@ -95,7 +95,7 @@ def test_nested_model_names(tmp_path):
 
 
 # ------------------------------------------------------------------ malformed inputs
-@TF
+@HEAVY
 def test_missing_h5py_names_the_extra(saved, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match=r"pip install jaxgru\[h5\]"):
@@ -112,7 +112,7 @@ def test_not_a_keras_file(tmp_path):
         jaxgru.load_keras_weights(tmp_path / "other.keras")
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("suffix", ["h5", "weights.h5"])
 def test_a_file_without_gru(tmp_path, suffix):
     model = tf_keras.Sequential([tf_keras.Input((STEPS, INPUT)), tf_keras.layers.LSTM(3), tf_keras.layers.Dense(2)])
@@ -122,7 +122,7 @@ def test_a_file_without_gru(tmp_path, suffix):
         jaxgru.load_keras_weights(path)
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("lib,fmt,dataset", [
     ("tf_keras", "model.h5", "model_weights/first/first/gru_cell/bias:0"),
     ("keras3", "model.weights.h5", "layers/gru/cell/vars/2"),

@@ -14,12 +14,12 @@ import zlib
 import h5py
 import numpy as np
 import pytest
-from references import TF
+from references import HEAVY
 from references import keras as tf_keras
 
 import jaxgru
 
-pytestmark = TF  # every test here runs TensorFlow
+pytestmark = HEAVY  # every test here runs TensorFlow
 
 KERNEL = {"h5": "model_weights/gru/gru/gru_cell/kernel:0", "weights.h5": "layers/gru/cell/vars/0"}
 SECRET = np.arange(36, dtype=np.float32).reshape(3, 12) + 1000  # shaped like the model's kernel

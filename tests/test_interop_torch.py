@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from references import torch
+from references import HEAVY, torch
 
 import jaxgru
+
+pytestmark = HEAVY  # every test here runs torch
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 import jaxgru
-from references import torch
+from references import HEAVY, torch
 
 # Jitted conversions are compared bit for bit with the eager ones: both at JAX's default.
 pytestmark = pytest.mark.xla_optimized
@@ -106,6 +106,7 @@ def test_haiku_both_ways():
     check(convert, lambda key: transformed.init(key, jnp.zeros((1, D)), jnp.zeros((1, U))))
 
 
+@HEAVY
 @pytest.mark.parametrize("bias", [True, False])
 def test_from_torch_of_jax_arrays(bias):
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import jaxgru
 from jaxgru._keras_objects import constraints, initializers, regularizers
-from references import TF, keras3, tf
+from references import HEAVY, keras3, tf
 from references import keras as tf_keras
 
 NAN, INF = float("nan"), float("inf")
@@ -182,7 +182,7 @@ MATCHED_CONSTRAINTS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("class_name,config", MATCHED_CONSTRAINTS, ids=str)
 def test_edge_constraints_equal_tf_keras_and_keras_3(class_name, config):
     identifier = {"class_name": class_name, "config": config}
@@ -215,7 +215,7 @@ def test_rejected_constraint_values_raise_at_construction(argument, class_name, 
         jaxgru.GRUCell(UNITS, **{argument: {"class_name": class_name, "config": config}})
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("config", [{"axis": 2}, {"axis": -3}, {"axis": [0, -2]}, {"axis": [0, 0]}], ids=str)
 def test_axis_beyond_the_weight_fails_when_applied_like_keras(config):
     cell = jaxgru.GRUCell(UNITS, recurrent_constraint={"class_name": "MaxNorm", "config": config})
@@ -235,7 +235,7 @@ def test_axis_beyond_a_1d_bias_names_the_argument():
         cell.constrain(params)
 
 
-@TF
+@HEAVY
 def test_rejected_values_are_ones_where_keras_backends_disagree():
     """tf_keras against Keras 3 on JAX."""
     w = _weights()["kernel"]
@@ -256,7 +256,7 @@ def test_rejected_values_are_ones_where_keras_backends_disagree():
 
 
 # ---------------------------------------------------------------- regularizers vs Keras
-@TF
+@HEAVY
 @pytest.mark.parametrize("class_name,config", [
     ("L1", {"l1": None}), ("L2", {"l2": None}), ("L1L2", {"l1": None, "l2": None}), ("L1L2", {"l1": 0, "l2": 0.5}),
     ("OrthogonalRegularizer", {"factor": 0.0}), ("OrthogonalRegularizer", {"factor": 2.0, "mode": "columns"}),
@@ -271,7 +271,7 @@ def test_edge_regularizers_equal_tf_keras_and_keras_3(class_name, config):
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-8, err_msg=str(module))
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("class_name,field", [("L1", "l1"), ("L2", "l2"), ("L1L2", "l2"),
                                                ("OrthogonalRegularizer", "factor")])
 def test_negative_factor_is_rejected_where_tf_keras_and_keras_3_disagree(class_name, field):
@@ -294,7 +294,7 @@ DETERMINISTIC_EDGES = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("class_name,config", DETERMINISTIC_EDGES, ids=str)
 def test_deterministic_edge_initializers_equal_tf_keras_and_keras_3(class_name, config):
     cell = jaxgru.GRUCell(UNITS, kernel_initializer={"class_name": class_name, "config": config})
@@ -305,7 +305,7 @@ def test_deterministic_edge_initializers_equal_tf_keras_and_keras_3(class_name, 
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-7, err_msg=str(module))
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("class_name", ["RandomNormal", "TruncatedNormal"])
 def test_negative_stddev_draws_like_keras(class_name):
     config = {"mean": 0.5, "stddev": -2.0}
@@ -319,7 +319,7 @@ def test_negative_stddev_draws_like_keras(class_name):
             assert -3.5 <= sample.min() < -3.4 and 4.4 < sample.max() <= 4.5
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("distribution", ["normal", "NORMAL", "Uniform", "untruncated_normal"])
 def test_distribution_is_read_as_keras_reads_it(distribution):
     cell = jaxgru.GRUCell(UNITS, kernel_initializer={"class_name": "VarianceScaling",
@@ -329,7 +329,7 @@ def test_distribution_is_read_as_keras_reads_it(distribution):
         assert dict(cell.kernel_initializer.config)["distribution"] == expected
 
 
-@TF
+@HEAVY
 def test_overlapping_keras_3_axes_give_keras_3_fans():
     config = {"scale": 1.0, "mode": "fan_out", "distribution": "untruncated_normal", "input_axes": [0],
               "output_axes": [0, 0]}  # fan_out = 60 * 60

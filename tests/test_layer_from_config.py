@@ -18,7 +18,7 @@ import helpers
 import jaxgru
 from jaxgru.interop.keras_layers import layer_from_config
 from keras_reference import randomize
-from references import keras, keras3, TF
+from references import keras, keras3, HEAVY
 
 B, T, D, U = 3, 5, 4, 6
 X = np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32)
@@ -54,7 +54,7 @@ TF_KERAS_GRUS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("options,mask", TF_KERAS_GRUS, ids=lambda o: ",".join(o) if isinstance(o, dict) else "")
 def test_tf_keras_gru(options, mask):
     layer = keras.layers.GRU(U, return_state=True, **options)
@@ -86,7 +86,7 @@ KERAS_3_GRUS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("options,mask", KERAS_3_GRUS, ids=lambda o: ",".join(o) if isinstance(o, dict) else "")
 def test_keras_3_gru(options, mask):
     layer = keras3.layers.GRU(U, return_state=True, **options)
@@ -105,7 +105,7 @@ def test_keras_3_gru(options, mask):
     assert layer_from_config(json.loads(json.dumps(serialized))) == (cell, rnn_options)
 
 
-@TF
+@HEAVY
 def test_keras_3_hard_sigmoid_is_keras_3s():
     # Keras 3's hard_sigmoid is relu6(x + 3) / 6; tf_keras's (jaxgru's name) clip(0.2 x + 0.5, 0, 1)
     layer = keras3.layers.GRU(U, return_sequences=True, return_state=True, recurrent_activation="hard_sigmoid",
@@ -122,7 +122,7 @@ def test_keras_3_hard_sigmoid_is_keras_3s():
     assert tf_cell.recurrent_activation == "hard_sigmoid"
 
 
-@TF
+@HEAVY
 def test_layer_of_a_model_config():
     inputs = keras3.Input((T, D))
     model = keras3.Model(inputs, keras3.layers.GRU(U, go_backwards=True, name="g")(inputs))
@@ -131,7 +131,7 @@ def test_layer_of_a_model_config():
     assert cell == jaxgru.GRUCell(U) and options == {**DEFAULT_OPTIONS, "go_backwards": True}
 
 
-@TF
+@HEAVY
 def test_keys_without_a_jaxgru_meaning_are_accepted():
     base = layer_from_config(keras.layers.GRU(U).get_config())
     assert layer_from_config(keras.layers.GRU(U, stateful=True, return_state=True).get_config()) == base
@@ -168,7 +168,7 @@ BIDIRECTIONALS = [
 ]
 
 
-@TF
+@HEAVY
 @pytest.mark.parametrize("make,merge_mode,backward,options,mask", BIDIRECTIONALS,
                          ids=lambda o: o.__name__ if callable(o) else str(o))
 def test_bidirectional(make, merge_mode, backward, options, mask):
@@ -190,7 +190,7 @@ def test_bidirectional(make, merge_mode, backward, options, mask):
         assert_close(a, e)
 
 
-@TF
+@HEAVY
 def test_bidirectional_serialized_forms():
     layer = keras3.layers.Bidirectional(keras3.layers.GRU(U, return_sequences=True), merge_mode="sum")
     layer.build((None, T, D))
@@ -201,7 +201,7 @@ def test_bidirectional_serialized_forms():
 
 
 # ---------------------------------------------------------------- seed
-@TF
+@HEAVY
 def test_cell_seed_warns_only_with_active_dropout():
     for options in (dict(seed=3, dropout=0.2), dict(seed=3, recurrent_dropout=0.5)):
         config = keras3.layers.GRUCell(U, **options).get_config()
@@ -214,7 +214,7 @@ def test_cell_seed_warns_only_with_active_dropout():
             jaxgru.GRUCell.from_config(keras3.layers.GRUCell(U, **options).get_config())
 
 
-@TF
+@HEAVY
 def test_layer_seed_warns_at_the_caller():
     with pytest.warns(UserWarning, match=r"config\['seed'\]=5: .*jaxgru.rnn") as record:
         layer_from_config(keras3.layers.GRU(U, seed=5, dropout=0.2).get_config())
@@ -231,7 +231,7 @@ def gru_config():
 
 
 # Each config is built when the test runs (tf_keras's configs, not imported at collection).
-@TF
+@HEAVY
 @pytest.mark.parametrize("config,error,message", [
     (lambda: "GRU", TypeError, "config: expected a Keras layer config dict, got str"),
     (lambda: None, TypeError, "got NoneType"),
@@ -265,7 +265,7 @@ def test_bad_configs(config, error, message):
         layer_from_config(config)
 
 
-@TF
+@HEAVY
 def test_bidirectional_of_lstm_is_named():
     config = keras.layers.Bidirectional(keras.layers.LSTM(U)).get_config()
     with pytest.raises(ValueError, match=r"config\['layer'\]: expected a GRU layer inside Bidirectional, "
@@ -273,7 +273,7 @@ def test_bidirectional_of_lstm_is_named():
         layer_from_config(config)
 
 
-@TF
+@HEAVY
 def test_bidirectional_with_a_backwards_forward_layer_is_rejected():
     # tf_keras then runs the forward layer backwards and the backward layer forwards
     config = keras.layers.Bidirectional(keras.layers.GRU(U, go_backwards=True)).get_config()

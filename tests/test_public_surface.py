@@ -11,10 +11,10 @@ import pytest
 
 import jaxgru
 from jaxgru._deprecations import DEPRECATED_MODULES, FILELESS_MODULES, MOVED_NAMES
-from references import TF
+from references import HEAVY
 
 # Importing every public module imports jaxgru.keras, which imports Keras 3 on TensorFlow.
-pytestmark = TF
+pytestmark = HEAVY
 
 PACKAGE = Path(jaxgru.__file__).parent
 MOST_PUBLIC_NAMES = 120

@@ -20,7 +20,7 @@ import pytest
 
 from code_blocks import assert_blocks_run_alone, fenced_blocks, run_alone
 from jaxgru.__main__ import build_parser
-from references import TF
+from references import HEAVY
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -99,7 +99,7 @@ def check_command(words: list[str]) -> None:
             assert (ROOT / path).exists(), f"no path {path}"
 
 
-@TF  # the README's blocks use tf_keras
+@HEAVY  # the README's blocks use tf_keras
 def test_python_blocks_run_alone():
     assert fenced_blocks(README.read_text(encoding="utf-8"), "python"), "README.md has no ```python blocks"
     assert_blocks_run_alone(README)

@@ -15,9 +15,9 @@ import pytest
 import helpers
 import jaxgru
 from keras_reference import params_of, randomize
-from references import keras, tf, TF
+from references import keras, tf, HEAVY
 
-pytestmark = TF  # every test here runs TensorFlow
+pytestmark = HEAVY  # every test here runs TensorFlow
 
 B, T, D, U = 5, 6, 3, 4
 ATOL = 1e-5

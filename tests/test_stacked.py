@@ -10,7 +10,7 @@ import pytest
 
 import jaxgru
 from helpers import assert_close, random_params
-from references import torch
+from references import HEAVY, torch
 
 B, T, D, U, L = 3, 7, 4, 5, 3
 CELL = jaxgru.GRUCell(U)
@@ -50,6 +50,7 @@ def chain(cells, layers, x, bidirectional=False, **kwargs):
 # ---------------------------------------------------------------------------- against torch.nn.GRU
 
 
+@HEAVY
 @pytest.mark.parametrize("bidirectional,batch_first", [(False, True), (True, False)])
 def test_outputs_h_n_and_gradients_match_torch(x64, bidirectional, batch_first):
     """Outputs, h_n and the gradients w.r.t. inputs, h0 and every weight (torch's weight
@@ -77,6 +78,7 @@ def test_outputs_h_n_and_gradients_match_torch(x64, bidirectional, batch_first):
     assert_close(grads, (weight_grads, to_numpy(x.grad), to_numpy(h0.grad)), 1e-12)
 
 
+@HEAVY
 @pytest.mark.parametrize("bidirectional,how", [(False, "mask"), (True, "seq_lengths")])
 def test_variable_lengths_match_pack_padded_sequence(bidirectional, how):
     """torch's packed sequences (each direction starts and ends at each row's own length)
@@ -99,6 +101,7 @@ def test_variable_lengths_match_pack_padded_sequence(bidirectional, how):
     assert_close((outputs, finals), (out.numpy(), h_n.numpy()), 1e-5)
 
 
+@HEAVY
 def test_dropout_of_one_matches_torch():
     """p = 1 is allowed, as in torch: every layer but the first sees zeros (deterministic)."""
     module = torch_gru(False, num_layers=2, dropout=1.0).train()
@@ -289,6 +292,7 @@ def test_leading_batch_axes_are_rows():
 # ---------------------------------------------------------------------------- torch converters
 
 
+@HEAVY
 @pytest.mark.parametrize("num_layers,bidirectional,bias", [
     (1, False, True), (3, False, True), (2, True, True), (3, True, False), (1, True, False), (2, False, False)])
 def test_state_dict_round_trip_is_exact(num_layers, bidirectional, bias):
@@ -310,6 +314,7 @@ def test_state_dict_round_trip_is_exact(num_layers, bidirectional, bias):
     copy.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()})
 
 
+@HEAVY
 @pytest.mark.parametrize("bias", [True, False])
 def test_from_torch_reads_a_gru_cell(bias):
     """from_torch on an nn.GRUCell state dict gives params whose step equals the torch cell's."""
@@ -324,6 +329,7 @@ def test_from_torch_reads_a_gru_cell(bias):
     np.testing.assert_allclose(state, expected.numpy(), atol=1e-6)
 
 
+@HEAVY
 def test_gru_cell_state_dict_has_one_layer_and_direction():
     state_dict = torch.nn.GRUCell(D, U).state_dict()
     with pytest.raises(ValueError, match=r"state_dict: an nn.GRUCell .*expected layer=0, reverse=False, got layer=1"):
@@ -342,6 +348,7 @@ def numpy_state_dict(num_layers=L, bidirectional=False):
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
 
+@HEAVY
 @pytest.mark.parametrize("change,error,match", [
     (lambda sd: sd.pop("bias_hh_l1"), ValueError, r"missing 'bias_hh_l1' of shape \(15,\)"),
     (lambda sd: [sd.pop(k) for k in list(sd) if k.endswith("_l1")], ValueError,
@@ -359,11 +366,13 @@ def test_from_torch_stack_refuses_incomplete_state_dicts(change, error, match):
         jaxgru.from_torch_stack(state_dict)
 
 
+@HEAVY
 def test_from_torch_stack_needs_a_mapping():
     with pytest.raises(TypeError, match="state_dict: expected a mapping"):
         jaxgru.from_torch_stack(torch.nn.GRU(D, U))
 
 
+@HEAVY
 def test_to_torch_stack_refuses_what_no_nn_gru_holds():
     uni, bi = jaxgru.from_torch_stack(numpy_state_dict()), jaxgru.from_torch_stack(numpy_state_dict(2, True))
     no_bias = {name: w for name, w in uni[1].items() if name != "bias"}
