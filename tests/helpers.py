@@ -97,9 +97,10 @@ def synthetic_task(seed, batch=64, steps=8):
 def check_vjp_jitted(f, args, **tolerances):
     """`jax.test_util.check_vjp` of ``f`` at ``args`` (what ``check_grads(f, args, order=1,
     modes=["rev"], **tolerances)`` checks: one random direction, its default ``atol``,
-    ``rtol`` and ``eps`` unless given): ``f``'s VJP against finite differences of ``f``. ``f`` and its VJP each
-    run as one jitted program (`jax.vjp` of a jitted ``f`` compiles a linearized forward
-    pass and its transpose separately: three programs where this compiles two)."""
+    ``rtol`` and ``eps`` unless given): ``f``'s VJP against finite differences of ``f``.
+    ``f`` and its VJP each run as one jitted program (`jax.vjp` of a jitted ``f`` compiles
+    a linearized forward pass and its transpose separately: three programs where this
+    compiles two)."""
     f_jit = jax.jit(f)
     vjp_jit = jax.jit(lambda args, cotangent: jax.vjp(f, *args)[1](cotangent))
 

@@ -14,10 +14,11 @@ file would load them into every worker. Test files name them here instead::
 and the tests that use TensorFlow, tf_keras or torch carry ``HEAVY``, the xdist group that
 keeps them on one worker (``--dist loadgroup``): the other worker never loads them.
 conftest.py fails the collection of a file that imports one of them at the top, and a test
-outside ``HEAVY`` that imports one (Keras 3's ``keras.utils.set_random_seed`` imports
-TensorFlow where it is installed, to seed it too). Keras 3 (on JAX, conftest.py) is not in
-the group: Keras's own test files, run against `jaxgru.keras.GRU` as upstream wrote them,
-import it at the top.
+outside ``HEAVY`` that imports one. Keras 3 (on JAX, conftest.py) imports TensorFlow
+wherever it is installed (``keras.utils.set_random_seed``, ``Model.fit``, its own test
+case), so the tests that run its models and layers are in ``HEAVY`` too (every test under
+``keras_jax/``, conftest.py). Keras 3 itself is loaded in every worker: Keras's own test
+files, run against `jaxgru.keras.GRU` as upstream wrote them, import it at the top.
 """
 
 import importlib
@@ -31,7 +32,7 @@ __all__ = ["CHILDREN", "HEAVY", "HEAVY_MODULES", "keras", "keras3", "lazy", "tf"
 # (conftest.py checks both).
 HEAVY_MODULES = ("tensorflow", "tf_keras", "torch")
 
-# The xdist group of every test that imports one of HEAVY_MODULES.
+# The xdist group of every test that imports one of HEAVY_MODULES, itself or through Keras 3.
 HEAVY = pytest.mark.xdist_group("heavy")
 
 # The xdist group of the tests that start memory-heavy child processes (notebook kernels,

@@ -10,12 +10,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from references import CHILDREN
 
 import jaxgru
 from jaxgru import demo
 from jaxgru.__main__ import build_parser, main
 from jaxgru.demo._tasks import adding_problem, adding_task, digits_task
-from references import CHILDREN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILES = ("loss_curve.png", "predictions.png")

@@ -31,7 +31,6 @@ import time
 
 import numpy as np
 import pytest
-
 from references import CHILDREN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -175,7 +174,8 @@ def launch(out: str) -> dict:
              "--steps", "2", "--global-batch", "8", "--seq-len", "4", "--units", "4",
              "--checkpoint", os.path.join(out, "ckpt_example")] for i in range(2)])
         processes.wait_until(lambda: processes.finished("example"))
-        return {"one": one, "two": two, "survivor": (code, seconds, processes.output("two", 0)), "example": processes.output("example", 0)}
+        return {"one": one, "two": two, "survivor": (code, seconds, processes.output("two", 0)),
+                "example": processes.output("example", 0)}
 
 
 def check_two_processes_train_as_one_process_with_four_devices(runs):
